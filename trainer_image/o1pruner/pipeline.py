@@ -1,0 +1,312 @@
+"""The O1-Pruner pipeline as phases: sample → train → evaluate (→ report).
+
+Each phase reads its inputs from storage, writes its outputs to storage, and records itself in
+the manifest; a rerun skips finished phases (and, inside sampling/evaluation, finished problems).
+The cluster runs one phase per container (``o1pruner sample|train|evaluate``); ``run_local``
+runs them all in one process on a laptop CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from o1pruner.data import Problem, load_dataset
+from o1pruner.evaluation import compare, evaluate_model
+from o1pruner.models import resolve_model
+from o1pruner.report import build_report, render_png, termination_summary
+from o1pruner.sampling.base import GenerationParams, Sampler
+from o1pruner.sampling.collect import sample_problems
+from o1pruner.spec import PruningJob
+from o1pruner.stats import reference_stats, summarize
+from o1pruner.storage import Manifest, Storage, open_storage, read_uri
+
+log = logging.getLogger(__name__)
+
+PRUNED_MODEL = "train/model"
+FAST_PROMPT = "fast-prompt"
+
+
+class PhaseError(RuntimeError):
+    """A phase could not finish; what it produced so far stays in storage."""
+
+
+@dataclass
+class Context:
+    job: PruningJob
+    store: Storage
+    manifest: Manifest
+    metrics: object | None = None
+
+    @property
+    def spec(self):
+        return self.job.spec
+
+    @property
+    def name(self) -> str:
+        return self.job.metadata.name
+
+
+def open_context(job: PruningJob, phase: str = "local", with_metrics: bool = True) -> Context:
+    store = open_storage(job.spec.storage)
+    metrics = None
+    if with_metrics:
+        from o1pruner.metrics import PipelineMetrics
+
+        metrics = PipelineMetrics(job.metadata.name, job.spec.model.served_name, job.spec.metrics, phase=phase)
+        metrics.start()
+    return Context(job=job, store=store, manifest=Manifest(store), metrics=metrics)
+
+
+# --------------------------------------------------------------------------- data and models
+def _load(ds) -> list[Problem]:
+    result = load_dataset(ds, read_bytes=read_uri)
+    if result.bad_lines:
+        log.warning("%s: skipped %d malformed lines, e.g. %s", ds.name, len(result.bad_lines), result.bad_lines[:3])
+    if not result.problems:
+        raise PhaseError(f"dataset {ds.name} ({ds.source}) has no valid problems")
+    return result.problems
+
+
+def train_problems(ctx: Context) -> list[Problem]:
+    return _load(ctx.spec.datasets.train)
+
+
+def eval_problems(ctx: Context) -> dict[str, list[Problem]]:
+    return {ds.name: _load(ds) for ds in ctx.spec.datasets.eval}
+
+
+def base_model_path(ctx: Context) -> str:
+    return resolve_model(ctx.spec.model.source, ctx.spec.model.revision, read_s3_dir=_download_s3_dir)
+
+
+def pruned_model_path(ctx: Context) -> str:
+    if not ctx.store.is_dir_complete(PRUNED_MODEL):
+        raise PhaseError(f"no complete pruned model at {ctx.store.uri(PRUNED_MODEL)}: run the train phase first")
+    dest = Path(tempfile.gettempdir()) / f"o1pruner-{ctx.name}-pruned"
+    ctx.store.download_dir(PRUNED_MODEL, str(dest))
+    return str(dest)
+
+
+def _download_s3_dir(uri: str, dest: Path) -> None:
+    from o1pruner.spec import StorageSpec
+
+    open_storage(StorageSpec(uri=uri)).download_dir("", str(dest))
+
+
+def make_sampler(ctx: Context, model_path: str, endpoint: str | None = None, served_name: str | None = None) -> Sampler:
+    """An HTTP sampler when an endpoint is known, else the in-process transformers sampler.
+
+    ``sampling.backend: vllm`` without an endpoint starts a local vLLM server
+    (:mod:`o1pruner.vllm_server`) for the duration of the phase.
+    """
+    s = ctx.spec.sampling
+    endpoint = endpoint or s.endpoint
+    if endpoint:
+        from o1pruner.sampling.openai import OpenAISampler
+
+        return OpenAISampler(
+            endpoint, served_name or ctx.spec.model.served_name, concurrency=s.concurrency,
+            timeout=s.request_timeout_seconds, max_retries=s.max_retries,
+        )
+    if s.backend == "vllm":
+        from o1pruner.vllm_server import local_vllm_sampler
+
+        return local_vllm_sampler(ctx.spec, model_path, served_name=served_name)
+    from o1pruner.sampling.hf import HFSampler
+
+    return HFSampler.from_pretrained(model_path, batch_size=s.batch_size)
+
+
+# --------------------------------------------------------------------------- phases
+def phase_sample(ctx: Context, sampler: Sampler | None = None, endpoint: str | None = None) -> dict:
+    """Reference sampling (paper Sec. 3.1): K graded samples per training problem and the
+    per-problem statistics L̄_ref(x), Ā_ref(x)."""
+    if ctx.manifest.is_done("sample"):
+        log.info("sample: already done, skipping")
+        return ctx.manifest.outputs("sample")
+    s = ctx.spec.sampling
+    problems = train_problems(ctx)
+    own = sampler is None
+    sampler = sampler or make_sampler(ctx, base_model_path(ctx), endpoint)
+    try:
+        params = GenerationParams(n=s.k, temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens, seed=s.seed)
+        name = ctx.spec.datasets.train.name
+        outcome = sample_problems(
+            sampler, problems, ctx.spec.prompt, params, store=ctx.store, prefix="reference", dataset=name,
+            metrics=ctx.metrics, desc=f"reference sampling (K={s.k})",
+        )
+    finally:
+        if own:
+            sampler.close()
+    if outcome.failed:
+        raise PhaseError(
+            f"{len(outcome.failed)} of {len(problems)} problems failed after retries "
+            f"(finished ones are kept and will not be resampled): {sorted(outcome.failed)[:5]}"
+        )
+    stats = reference_stats(outcome.records)
+    ctx.store.write_jsonl("reference/samples.jsonl", outcome.records)
+    ctx.store.write_jsonl("reference/stats.jsonl", list(stats.values()))
+    overall = summarize(outcome.records)
+    if ctx.metrics is not None:
+        ctx.metrics.reference_stats(name, overall["mean_length"], overall["accuracy"])
+        ctx.metrics.push()
+    outputs = {
+        "samples": ctx.store.uri("reference/samples.jsonl"),
+        "stats": ctx.store.uri("reference/stats.jsonl"),
+        "problems": len(problems),
+        "samples_total": len(outcome.records),
+        "mean_length": overall["mean_length"],
+        "mean_accuracy": overall["accuracy"],
+        "resumed_problems": outcome.resumed_problems,
+        "generated_tokens": outcome.generated_tokens,
+        "seconds": outcome.seconds,
+    }
+    ctx.manifest.mark_done("sample", outputs)
+    return outputs
+
+
+def training_examples(ctx: Context, method: str | None = None) -> tuple[str, list[dict]]:
+    from o1pruner.trainset import dpo_pairs, o1_pruner_examples, sft_examples
+
+    t = ctx.spec.training
+    method = method or t.method
+    records = ctx.store.read_jsonl("reference/samples.jsonl")
+    if method == "o1-pruner":
+        stats = {r["problem_id"]: r for r in ctx.store.read_jsonl("reference/stats.jsonl")}
+        return method, o1_pruner_examples(records, stats, t, ctx.spec.sampling.samples_per_problem, seed=t.seed)
+    if method == "sft":
+        return method, sft_examples(records, ctx.spec.sampling.samples_per_problem)
+    return method, dpo_pairs(records, ctx.spec.sampling.samples_per_problem)
+
+
+def phase_train(ctx: Context, max_steps: int | None = None) -> dict:
+    """Length-harmonizing fine-tuning (paper Sec. 3.2) of the reference model on its samples."""
+    from o1pruner import training as tr
+
+    if ctx.manifest.is_done("train"):
+        log.info("train: already done, skipping")
+        return ctx.manifest.outputs("train")
+    if not ctx.manifest.is_done("sample"):
+        raise PhaseError("train needs the sample phase's reference samples; run `o1pruner sample` first")
+    t = ctx.spec.training
+    method, examples = training_examples(ctx)
+    if not examples:
+        raise PhaseError(f"no training examples for method {method} (e.g. SFT/DPO need correct samples)")
+    problems = {p.id: p.problem for p in train_problems(ctx)}
+    device, dtype = tr.pick_device_dtype()
+    model, tokenizer = tr.load_policy(base_model_path(ctx), t, dtype, device)
+    units = tr.build_units(method, examples, tokenizer, ctx.spec.prompt, t.max_length, problems)
+    world_size, rank = int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("RANK", 0))
+    result = tr.train(
+        model, tokenizer, units, t, ctx.store, method=method, metrics=ctx.metrics, max_steps=max_steps,
+        world_size=world_size, rank=rank,
+    )
+    outputs = {
+        "method": method,
+        "examples": len(examples),
+        "steps": result.steps,
+        "resumed_from": ctx.store.uri(result.resumed_from) if result.resumed_from else None,
+        "padding_waste": result.padding_waste,
+        "seconds": result.seconds,
+        "checkpoints": ctx.store.uri(tr.CHECKPOINTS),
+        "final_loss": result.history[-1]["loss"] if result.history else None,
+    }
+    if rank == 0:
+        outputs["model"] = tr.save_model(model, tokenizer, ctx.store, PRUNED_MODEL)
+        ctx.manifest.mark_done("train", outputs)
+    return outputs
+
+
+def phase_evaluate(
+    ctx: Context, which: str, sampler: Sampler | None = None, endpoint: str | None = None, fast_solving: bool = False
+) -> dict:
+    """Evaluate the base or the pruned model on every eval set; when both are done, the report."""
+    label = FAST_PROMPT if fast_solving else which
+    phase = f"evaluate-{label}"
+    if ctx.manifest.is_done(phase):
+        log.info("%s: already done, skipping", phase)
+        summary = ctx.store.read_json(f"eval/{label}/summary.json")
+    else:
+        own = sampler is None
+        if own:
+            path = base_model_path(ctx) if which == "base" else pruned_model_path(ctx)
+            sampler = make_sampler(ctx, path, endpoint)
+        try:
+            summary = evaluate_model(
+                sampler, eval_problems(ctx), ctx.spec.prompt, ctx.spec.evaluation, ctx.store, label,
+                seed=ctx.spec.sampling.seed, fast_solving=fast_solving, metrics=ctx.metrics,
+            )
+        finally:
+            if own:
+                sampler.close()
+        ctx.manifest.mark_done(phase, {"summary": ctx.store.uri(f"eval/{label}/summary.json")})
+    if ctx.metrics is not None:
+        ctx.metrics.push()
+    return summary
+
+
+def make_report(ctx: Context) -> dict | None:
+    """Combine base and pruned evaluations into ``report/report.json`` and ``report/report.png``."""
+    if not (ctx.manifest.is_done("evaluate-base") and ctx.manifest.is_done("evaluate-pruned")):
+        return None
+    ev = ctx.spec.evaluation
+    base = ctx.store.read_json("eval/base/summary.json")
+    pruned = ctx.store.read_json("eval/pruned/summary.json")
+    results = compare(base, pruned, ev.aes)
+    names = [ds.name for ds in ctx.spec.datasets.eval]
+    base_recs = [r for n in names for r in ctx.store.read_jsonl(f"eval/base/{n}.jsonl")]
+    pruned_recs = [r for n in names for r in ctx.store.read_jsonl(f"eval/pruned/{n}.jsonl")]
+    extra: dict = {"manifest": ctx.manifest.data()}
+    if ctx.manifest.is_done(f"evaluate-{FAST_PROMPT}"):
+        extra["fastPromptBaseline"] = compare(base, ctx.store.read_json(f"eval/{FAST_PROMPT}/summary.json"), ev.aes)
+    report = build_report(ctx.name, results, base_recs, pruned_recs, extra)
+    ctx.store.write_json("report/report.json", report)
+    ctx.store.write_bytes("report/report.png", render_png(report, base_recs, pruned_recs))
+    if ctx.metrics is not None:
+        for name, row in results["datasets"].items():
+            if row["aes"] is not None:
+                ctx.metrics.aes(name, row["aes"], row["lengthReduction"])
+        ctx.metrics.push()
+    ctx.manifest.mark_done("report", {"report": ctx.store.uri("report/report.json"), "png": ctx.store.uri("report/report.png")})
+    return report
+
+
+def write_termination_message(report: dict, path: str | None = None) -> bool:
+    """Write the compact results where Kubernetes reads a container's termination message."""
+    import json
+
+    path = path or os.environ.get("O1PRUNER_TERMINATION_LOG", "/dev/termination-log")
+    try:
+        with open(path, "w") as fh:
+            fh.write(json.dumps(termination_summary(report), separators=(",", ":"))[:4096])
+        return True
+    except OSError:
+        return False
+
+
+def run_local(job: PruningJob, max_steps: int | None = None) -> dict:
+    """All phases in one process: the embedded, one-command run. Returns the report."""
+    ctx = open_context(job)
+    spec = ctx.spec
+    shared: Sampler | None = None
+    if not spec.sampling.endpoint and spec.sampling.backend == "transformers":
+        if not (ctx.manifest.is_done("sample") and ctx.manifest.is_done("evaluate-base")):
+            shared = make_sampler(ctx, base_model_path(ctx))
+    try:
+        phase_sample(ctx, sampler=shared)
+        phase_evaluate(ctx, "base", sampler=shared)
+        if spec.evaluation.include_fast_prompt_baseline:
+            phase_evaluate(ctx, "base", sampler=shared, fast_solving=True)
+    finally:
+        if shared is not None:
+            shared.close()
+            shared = None
+    phase_train(ctx, max_steps=max_steps)
+    phase_evaluate(ctx, "pruned")
+    report = make_report(ctx)
+    assert report is not None
+    return report

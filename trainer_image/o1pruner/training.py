@@ -1,0 +1,471 @@
+"""The training loop: length-harmonizing fine-tuning (O1-Pruner) and the SFT / DPO baselines.
+
+- AdamW, gradient accumulation to ``batchSize`` examples per optimizer step, gradient-norm
+  clipping, cosine/linear/constant schedule with warm-up (transformers' schedulers).
+- fp32 on CPU, bf16 on GPU; optional gradient checkpointing; full / freeze-first-N / LoRA.
+- The frozen reference π_ref is the initial policy (paper Sec. 3.2): its sequence log-probs
+  are computed once before the first step, stored next to the checkpoints, and reused.
+- Length bucketing: the examples of one optimizer step are sorted by length before being cut
+  into micro-batches. The step's gradient is the same (every micro-batch loss is weighted by
+  its share of the step), only padding shrinks.
+- Checkpoints every ``checkpointEverySteps`` with optimizer, scheduler, RNG and data position,
+  uploaded to storage with a completion marker written last; ``train`` resumes from the
+  latest complete checkpoint. SIGTERM (pod preemption) checkpoints at the next step boundary.
+- On a GPU cluster with DeepSpeed installed, ``deepspeed.initialize`` takes over optimizer
+  sharding with the ZeRO config from :mod:`o1pruner.deepspeed_config` (not exercised on CPU).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import signal
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from o1pruner.logprobs import sequence_logprobs
+from o1pruner.loss import dpo_loss, o1_pruner_loss, sft_loss
+from o1pruner.prompts import build_messages
+from o1pruner.spec import PromptSpec, TrainingSpec
+from o1pruner.storage import Storage
+
+log = logging.getLogger(__name__)
+
+CHECKPOINTS = "train/checkpoints"
+REF_LOGPROBS = "train/reference_logprobs.json"
+
+
+# --------------------------------------------------------------------------- tokenisation
+def tokenize_pair(tokenizer, messages: list[dict], text: str, max_length: int, add_eos: bool = True):
+    """``(input_ids, loss_mask)`` of prompt + solution, the solution truncated to the cutoff."""
+    prompt_ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+    if isinstance(prompt_ids, dict) or hasattr(prompt_ids, "input_ids"):
+        prompt_ids = prompt_ids["input_ids"]
+    prompt_ids = list(prompt_ids)
+    answer_ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    if add_eos and tokenizer.eos_token_id is not None:
+        answer_ids = answer_ids + [tokenizer.eos_token_id]
+    room = max(max_length - len(prompt_ids), 1)
+    answer_ids = answer_ids[:room]
+    ids = prompt_ids + answer_ids
+    mask = [0] * len(prompt_ids) + [1] * len(answer_ids)
+    return ids, mask
+
+
+def collate(seqs: list[tuple[list[int], list[int]]], pad_id: int):
+    """Right-pad a list of ``(ids, loss_mask)`` into tensors."""
+    width = max(len(ids) for ids, _ in seqs)
+    input_ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(seqs), width), dtype=torch.long)
+    loss_mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, (ids, mask) in enumerate(seqs):
+        input_ids[i, : len(ids)] = torch.tensor(ids)
+        attention[i, : len(ids)] = 1
+        loss_mask[i, : len(ids)] = torch.tensor(mask)
+    return input_ids, attention, loss_mask
+
+
+@dataclass
+class Unit:
+    """One training unit: a sequence (O1-Pruner, SFT) or a chosen/rejected pair (DPO)."""
+
+    seqs: list[tuple[list[int], list[int]]]
+    advantage: float = 0.0
+    ref: list[float] = field(default_factory=list)  # mean logp (o1) or sum logp (dpo) per seq
+    reward: float = 0.0
+    length: int = 0
+    correct: float = 0.0
+
+    @property
+    def n_tokens(self) -> int:
+        return sum(len(ids) for ids, _ in self.seqs)
+
+
+def build_units(method: str, examples: list[dict], tokenizer, prompt: PromptSpec, max_length: int, problems: dict):
+    """Tokenise examples (``problems`` maps problem_id → problem text)."""
+
+    def enc(rec: dict):
+        messages = build_messages(problems[rec["problem_id"]], prompt)
+        return tokenize_pair(tokenizer, messages, rec["text"], max_length, add_eos=rec.get("finish_reason") != "length")
+
+    units = []
+    for ex in examples:
+        if method == "dpo":
+            units.append(Unit(seqs=[enc(ex["chosen"]), enc(ex["rejected"])], length=ex["chosen"]["length"], correct=1.0))
+        else:
+            units.append(
+                Unit(
+                    seqs=[enc(ex)],
+                    advantage=float(ex.get("advantage", 0.0)),
+                    reward=float(ex.get("reward", 0.0)),
+                    length=int(ex["length"]),
+                    correct=float(bool(ex["correct"])),
+                )
+            )
+    return units
+
+
+# --------------------------------------------------------------------------- model set-up
+def pick_device_dtype() -> tuple[torch.device, torch.dtype]:
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))), torch.bfloat16
+    return torch.device("cpu"), torch.float32
+
+
+def load_policy(model_path: str, training: TrainingSpec, dtype: torch.dtype, device: torch.device):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).to(device)
+    model = apply_trainable(model, training)
+    if training.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        if hasattr(model, "enable_input_require_grads"):
+            model.enable_input_require_grads()
+    model.config.use_cache = False
+    return model, tokenizer
+
+
+def apply_trainable(model, training: TrainingSpec):
+    """Full fine-tune, freeze the embeddings and the first N decoder layers, or wrap in LoRA."""
+    mode = training.trainable.mode
+    if mode == "freeze-first":
+        layers = model.get_decoder().layers
+        n = training.trainable.freeze_first_n
+        if n > len(layers):
+            raise ValueError(f"spec.training.trainable.freezeFirstN={n} but the model has {len(layers)} layers")
+        model.get_input_embeddings().requires_grad_(False)
+        for layer in layers[:n]:
+            layer.requires_grad_(False)
+    elif mode == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        lora = training.trainable.lora
+        model = get_peft_model(
+            model,
+            LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules),
+        )
+    return model
+
+
+# --------------------------------------------------------------------------- losses per method
+def _forward(model, unit_list: list[Unit], pad_id: int, device):
+    seqs = [s for u in unit_list for s in u.seqs]
+    ids, att, mask = (t.to(device) for t in collate(seqs, pad_id))
+    return sequence_logprobs(model, ids, att, mask)
+
+
+@torch.no_grad()
+def compute_reference(model, units: list[Unit], method: str, pad_id: int, device, micro: int) -> None:
+    """Fill ``unit.ref`` with the frozen reference's log-probs (the initial policy)."""
+    model.eval()
+    for i in tqdm(range(0, len(units), micro), desc="reference log-probs", unit="batch"):
+        chunk = units[i : i + micro]
+        s, n = _forward(model, chunk, pad_id, device)
+        vals = (s / n.clamp(min=1)) if method == "o1-pruner" else s
+        vals = vals.tolist()
+        for j, u in enumerate(chunk):
+            k = len(u.seqs)
+            u.ref = vals[j * k : (j + 1) * k]
+    model.train()
+
+
+def micro_loss(model, chunk: list[Unit], method: str, training: TrainingSpec, pad_id: int, device):
+    """Loss (mean over the micro-batch's units) and stats for one micro-batch."""
+    s, n = _forward(model, chunk, pad_id, device)
+    stats = {"clip_fraction": 0.0}
+    if method == "o1-pruner":
+        ref = torch.tensor([u.ref[0] for u in chunk], device=device, dtype=s.dtype)
+        adv = torch.tensor([u.advantage for u in chunk], device=device, dtype=s.dtype)
+        out = o1_pruner_loss(s / n.clamp(min=1), ref, adv, training.clip_epsilon)
+        stats["clip_fraction"] = out.clip_fraction
+        return out.loss, stats
+    if method == "sft":
+        return sft_loss(s, n), stats
+    pc, pr = s[0::2], s[1::2]
+    rc = torch.tensor([u.ref[0] for u in chunk], device=device, dtype=s.dtype)
+    rr = torch.tensor([u.ref[1] for u in chunk], device=device, dtype=s.dtype)
+    return dpo_loss(pc, pr, rc, rr, training.dpo_beta), stats
+
+
+# --------------------------------------------------------------------------- data order
+def step_batches(n_units: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """Unit indices of each optimizer step of an epoch (seeded permutation, last step may be short)."""
+    order = list(range(n_units))
+    random.Random(seed * 1000003 + epoch).shuffle(order)
+    return [order[i : i + batch_size] for i in range(0, n_units, batch_size)]
+
+
+def bucket_micro(indices: list[int], units: list[Unit], micro: int) -> list[list[int]]:
+    """Length bucketing: sort a step's units by token count, then cut into micro-batches."""
+    ordered = sorted(indices, key=lambda i: units[i].n_tokens)
+    return [ordered[i : i + micro] for i in range(0, len(ordered), micro)]
+
+
+def padding_waste(groups: list[list[int]], units: list[Unit]) -> float:
+    """Fraction of padded positions over all micro-batches."""
+    total = real = 0
+    for g in groups:
+        lens = [len(ids) for i in g for ids, _ in units[i].seqs]
+        total += max(lens) * len(lens)
+        real += sum(lens)
+    return 1.0 - real / total if total else 0.0
+
+
+# --------------------------------------------------------------------------- checkpoints
+def _rng_state() -> dict:
+    state = {"python": random.getstate(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def trainable_state(model) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in model.named_parameters() if v.requires_grad}
+
+
+def latest_checkpoint(store: Storage) -> str | None:
+    """Key prefix of the newest *complete* checkpoint (half-written ones are never picked)."""
+    names = {k[len(CHECKPOINTS) + 1 :].split("/", 1)[0] for k in store.list(f"{CHECKPOINTS}/")}
+    steps = sorted((n for n in names if n.startswith("step-")), reverse=True)
+    for name in steps:
+        prefix = f"{CHECKPOINTS}/{name}"
+        if store.is_dir_complete(prefix):
+            return prefix
+    return None
+
+
+def save_checkpoint(store: Storage, model, optimizer, scheduler, state: dict, keep: int) -> str:
+    from safetensors.torch import save_file
+
+    prefix = f"{CHECKPOINTS}/step-{state['global_step']:08d}"
+    with tempfile.TemporaryDirectory(prefix="o1pruner-ckpt-") as tmp:
+        save_file(trainable_state(model), os.path.join(tmp, "trainable.safetensors"))
+        torch.save(optimizer.state_dict(), os.path.join(tmp, "optimizer.pt"))
+        torch.save(scheduler.state_dict(), os.path.join(tmp, "scheduler.pt"))
+        torch.save(_rng_state(), os.path.join(tmp, "rng.pt"))
+        Path(tmp, "state.json").write_text(json.dumps(state))
+        store.upload_dir(tmp, prefix, complete=True)
+    complete = sorted(
+        {k[len(CHECKPOINTS) + 1 :].split("/", 1)[0] for k in store.list(f"{CHECKPOINTS}/")}, reverse=True
+    )
+    for old in [c for c in complete if c.startswith("step-")][keep:]:
+        store.delete_prefix(f"{CHECKPOINTS}/{old}")
+    log.info("checkpoint saved: %s", store.uri(prefix))
+    return prefix
+
+
+def load_checkpoint(store: Storage, prefix: str, model, optimizer, scheduler) -> dict:
+    from safetensors.torch import load_file
+
+    with tempfile.TemporaryDirectory(prefix="o1pruner-ckpt-") as tmp:
+        store.download_dir(prefix, tmp)
+        weights = load_file(os.path.join(tmp, "trainable.safetensors"))
+        missing = [k for k, p in model.named_parameters() if p.requires_grad and k not in weights]
+        if missing:
+            raise RuntimeError(f"checkpoint {prefix} lacks trainable parameters: {missing[:3]}…")
+        params = dict(model.named_parameters())
+        with torch.no_grad():
+            for k, v in weights.items():
+                params[k].copy_(v.to(params[k].device, params[k].dtype))
+        optimizer.load_state_dict(torch.load(os.path.join(tmp, "optimizer.pt"), weights_only=False))
+        scheduler.load_state_dict(torch.load(os.path.join(tmp, "scheduler.pt"), weights_only=False))
+        _set_rng_state(torch.load(os.path.join(tmp, "rng.pt"), weights_only=False))
+        return json.loads(Path(tmp, "state.json").read_text())
+
+
+# --------------------------------------------------------------------------- the loop
+@dataclass
+class TrainResult:
+    steps: int
+    resumed_from: str | None
+    history: list[dict]
+    padding_waste: float
+    seconds: float
+
+
+class _Preempted:
+    """Turns SIGTERM into a flag checked at step boundaries (checkpoint, then exit)."""
+
+    def __init__(self) -> None:
+        self.flag = False
+        self._old = None
+
+    def __enter__(self):
+        try:
+            self._old = signal.signal(signal.SIGTERM, self._handle)
+        except ValueError:  # not in the main thread
+            self._old = None
+        return self
+
+    def _handle(self, *_):
+        self.flag = True
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGTERM, self._old)
+
+
+class PreemptedError(RuntimeError):
+    """Training stopped on SIGTERM after saving a checkpoint."""
+
+
+def train(
+    model,
+    tokenizer,
+    units: list[Unit],
+    training: TrainingSpec,
+    store: Storage,
+    *,
+    method: str | None = None,
+    metrics=None,
+    max_steps: int | None = None,
+    on_step: Callable[[dict], None] | None = None,
+    world_size: int = 1,
+    rank: int = 0,
+) -> TrainResult:
+    """Run (or resume) training over ``units``; returns the per-step history."""
+    from transformers import get_scheduler
+
+    method = method or training.method
+    device = next(model.parameters()).device
+    pad_id = tokenizer.pad_token_id
+    micro = training.micro_batch_size
+    torch.manual_seed(training.seed)
+    random.seed(training.seed)
+
+    if method in ("o1-pruner", "dpo"):
+        if store.exists(REF_LOGPROBS):
+            refs = store.read_json(REF_LOGPROBS)
+            if len(refs) != len(units):
+                raise RuntimeError(f"{REF_LOGPROBS} has {len(refs)} entries for {len(units)} training units")
+            for u, r in zip(units, refs, strict=True):
+                u.ref = r
+        else:
+            compute_reference(model, units, method, pad_id, device, micro)
+            store.write_json(REF_LOGPROBS, [u.ref for u in units])
+
+    steps_per_epoch = math.ceil(len(units) / training.batch_size)
+    total_steps = steps_per_epoch * training.epochs
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=training.learning_rate, weight_decay=training.weight_decay)
+    scheduler = get_scheduler(
+        training.lr_scheduler,
+        optimizer,
+        num_warmup_steps=int(training.warmup_ratio * total_steps),
+        num_training_steps=total_steps,
+    )
+
+    state = {"global_step": 0, "epoch": 0, "step_in_epoch": 0, "method": method}
+    resumed = latest_checkpoint(store)
+    if resumed:
+        state = load_checkpoint(store, resumed, model, optimizer, scheduler)
+        log.info("resumed from %s at step %d", store.uri(resumed), state["global_step"])
+
+    history: list[dict] = []
+    wastes: list[float] = []
+    model.train()
+    t_start = time.monotonic()
+    bar = tqdm(total=total_steps, initial=state["global_step"], desc=f"training ({method})", unit="step")
+    with _Preempted() as preempt:
+        for epoch in range(state["epoch"], training.epochs):
+            batches = step_batches(len(units), training.batch_size, training.seed, epoch)
+            start = state["step_in_epoch"] if epoch == state["epoch"] else 0
+            for s_idx in range(start, len(batches)):
+                if max_steps is not None and state["global_step"] >= max_steps:
+                    break
+                t0 = time.monotonic()
+                step_units = batches[s_idx][rank::world_size]
+                groups = bucket_micro(step_units, units, micro)
+                wastes.append(padding_waste(groups, units))
+                optimizer.zero_grad(set_to_none=True)
+                loss_sum, clip_sum, tokens = 0.0, 0.0, 0
+                for g in groups:
+                    chunk = [units[i] for i in g]
+                    loss, st = micro_loss(model, chunk, method, training, pad_id, device)
+                    weight = len(chunk) / len(step_units)
+                    (loss * weight).backward()
+                    loss_sum += loss.item() * weight
+                    clip_sum += st["clip_fraction"] * weight
+                    tokens += sum(u.n_tokens for u in chunk)
+                grad_norm = torch.nn.utils.clip_grad_norm_(params, training.max_grad_norm).item()
+                optimizer.step()
+                scheduler.step()
+                state.update(global_step=state["global_step"] + 1, epoch=epoch, step_in_epoch=s_idx + 1)
+                if s_idx + 1 == len(batches):
+                    state.update(epoch=epoch + 1, step_in_epoch=0)
+                dt = time.monotonic() - t0
+                chosen = [units[i] for i in step_units]
+                rec = {
+                    "step": state["global_step"],
+                    "epoch": epoch + (s_idx + 1) / len(batches),
+                    "loss": loss_sum,
+                    "clip_fraction": clip_sum,
+                    "grad_norm": grad_norm,
+                    "learning_rate": scheduler.get_last_lr()[0],
+                    "reward_mean": sum(u.reward for u in chosen) / len(chosen),
+                    "mean_length": sum(u.length for u in chosen) / len(chosen),
+                    "accuracy": sum(u.correct for u in chosen) / len(chosen),
+                    "tokens": tokens,
+                    "tokens_per_second": tokens / dt if dt > 0 else 0.0,
+                }
+                history.append(rec)
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss_sum:.4f}", lr=f"{rec['learning_rate']:.2e}")
+                if metrics is not None:
+                    metrics.train_step(
+                        step=rec["step"], epoch=rec["epoch"], loss=rec["loss"], reward_mean=rec["reward_mean"],
+                        clip_fraction=rec["clip_fraction"], mean_length=rec["mean_length"], accuracy=rec["accuracy"],
+                        learning_rate=rec["learning_rate"], tokens=tokens, tokens_per_second=rec["tokens_per_second"],
+                    )
+                    metrics.push()
+                if on_step is not None:
+                    on_step(rec)
+                last = state["global_step"] == total_steps
+                if rank == 0 and (preempt.flag or (state["global_step"] % training.checkpoint_every_steps == 0 and not last)):
+                    save_checkpoint(store, model, optimizer, scheduler, dict(state), training.keep_checkpoints)
+                if preempt.flag:
+                    bar.close()
+                    raise PreemptedError(f"SIGTERM: checkpointed at step {state['global_step']}")
+            else:
+                continue
+            break
+    bar.close()
+    return TrainResult(
+        steps=state["global_step"],
+        resumed_from=resumed,
+        history=history,
+        padding_waste=sum(wastes) / len(wastes) if wastes else 0.0,
+        seconds=time.monotonic() - t_start,
+    )
+
+
+def save_model(model, tokenizer, store: Storage, prefix: str = "train/model") -> str:
+    """Save the trained model (LoRA merged) as safetensors + config + tokenizer, marker last."""
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    with tempfile.TemporaryDirectory(prefix="o1pruner-model-") as tmp:
+        model.config.use_cache = True
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        store.delete_prefix(prefix)
+        store.upload_dir(tmp, prefix, complete=True)
+    return store.uri(prefix)
