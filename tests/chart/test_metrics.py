@@ -1,0 +1,149 @@
+"""Unit tests of o1pruner.metrics (no Prometheus needed: a tiny HTTP sink plays the Pushgateway)."""
+
+from __future__ import annotations
+
+import http.server
+import socket
+import threading
+import urllib.request
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from o1pruner.metrics import PipelineMetrics
+from o1pruner.spec import MetricsSpec
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _samples(m: PipelineMetrics) -> dict[tuple[str, frozenset], float]:
+    out = {}
+    for fam in text_string_to_metric_families(m.exposition().decode()):
+        for s in fam.samples:
+            out[(s.name, frozenset(s.labels.items()))] = s.value
+    return out
+
+
+def _drive(m: PipelineMetrics) -> None:
+    m.sampling_progress("train", done=3, total=8)
+    m.samples_generated("train", n_samples=16, n_tokens=1600)
+    m.samples_generated("train", n_samples=16, n_tokens=400)
+    m.reference_stats("train", mean_length=125.0, mean_accuracy=0.5)
+    m.train_step(step=2, epoch=0.5, loss=-0.1, reward_mean=0.3, clip_fraction=0.05, mean_length=110.0,
+                 accuracy=0.55, learning_rate=2e-7, tokens=1000, tokens_per_second=250.0)
+    m.eval_result("base", "gsm8k", accuracy=0.6, mean_length=200.0)
+    m.eval_result("pruned", "gsm8k", accuracy=0.62, mean_length=150.0)
+    m.aes("gsm8k", value=0.35, length_reduction=0.25)
+
+
+def test_names_labels_and_values():
+    m = PipelineMetrics("job-a", "reference")
+    _drive(m)
+    s = _samples(m)
+    lab = lambda **kw: frozenset(kw.items())  # noqa: E731
+    samp = lab(pruningjob="job-a", model="reference", dataset="train")
+    assert s[("o1pruner_sampling_problems_done", samp)] == 3
+    assert s[("o1pruner_sampling_problems_planned", samp)] == 8
+    assert s[("o1pruner_sampling_samples_total", samp)] == 32
+    assert s[("o1pruner_sampling_generated_tokens_total", samp)] == 2000
+    assert s[("o1pruner_reference_mean_length_tokens", samp)] == 125
+    assert s[("o1pruner_reference_accuracy", samp)] == 0.5
+    tr = lab(pruningjob="job-a", model="reference")
+    assert s[("o1pruner_train_step", tr)] == 2
+    assert s[("o1pruner_train_epoch", tr)] == 0.5
+    assert s[("o1pruner_train_loss", tr)] == -0.1
+    assert s[("o1pruner_train_reward_mean", tr)] == 0.3
+    assert s[("o1pruner_train_clip_fraction", tr)] == 0.05
+    assert s[("o1pruner_train_mean_length_tokens", tr)] == 110
+    assert s[("o1pruner_train_accuracy", tr)] == 0.55
+    assert s[("o1pruner_train_learning_rate", tr)] == 2e-7
+    assert s[("o1pruner_train_tokens_total", tr)] == 1000
+    assert s[("o1pruner_train_tokens_per_second", tr)] == 250
+    assert s[("o1pruner_train_last_step_timestamp_seconds", tr)] > 1.7e9
+    assert s[("o1pruner_eval_accuracy", lab(pruningjob="job-a", model="base", dataset="gsm8k"))] == 0.6
+    assert s[("o1pruner_eval_accuracy", lab(pruningjob="job-a", model="pruned", dataset="gsm8k"))] == 0.62
+    assert s[("o1pruner_eval_mean_length_tokens", lab(pruningjob="job-a", model="pruned", dataset="gsm8k"))] == 150
+    assert s[("o1pruner_eval_aes", lab(pruningjob="job-a", dataset="gsm8k"))] == 0.35
+    assert s[("o1pruner_eval_length_reduction_ratio", lab(pruningjob="job-a", dataset="gsm8k"))] == 0.25
+    assert all(name.startswith("o1pruner_") for name, _ in s)
+
+
+def test_instances_do_not_share_a_registry():
+    a, b = PipelineMetrics("a", "m"), PipelineMetrics("b", "m")
+    a.sampling_progress("d", 1, 2)
+    assert b"pruningjob=\"a\"" not in b.exposition()
+
+
+def test_train_step_method_is_not_shadowed():
+    m = PipelineMetrics("a", "m")
+    assert callable(m.train_step)
+
+
+def test_start_serves_and_is_idempotent_and_tolerates_port_in_use(caplog):
+    port = _free_port()
+    m = PipelineMetrics("j", "m", MetricsSpec(port=port))
+    m.start()
+    m.start()  # idempotent
+    try:
+        m.sampling_progress("d", 1, 4)
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        assert 'o1pruner_sampling_problems_done{dataset="d",model="m",pruningjob="j"} 1.0' in body
+        other = PipelineMetrics("k", "m", MetricsSpec(port=port))
+        with caplog.at_level("WARNING"):
+            other.start()  # port taken: a warning, no exception
+        assert "cannot serve" in caplog.text
+    finally:
+        m.stop()
+
+
+def test_start_does_nothing_with_a_pushgateway():
+    port = _free_port()
+    m = PipelineMetrics("j", "m", MetricsSpec(pushgatewayUrl="http://127.0.0.1:1", port=port))
+    m.start()
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2)
+
+
+class _Sink(http.server.BaseHTTPRequestHandler):
+    received: list[tuple[str, str, bytes]] = []
+
+    def do_PUT(self):  # noqa: N802
+        n = int(self.headers.get("Content-Length", 0))
+        _Sink.received.append(("PUT", self.path, self.rfile.read(n)))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_push_uses_the_grouping_key():
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        _Sink.received.clear()
+        url = f"http://127.0.0.1:{srv.server_address[1]}"
+        m = PipelineMetrics("job-a", "ref", MetricsSpec(pushgatewayUrl=url), phase="training")
+        m.train_step(step=1, epoch=0.1, loss=0.0, reward_mean=0.0, clip_fraction=0.0, mean_length=1.0,
+                     accuracy=0.0, learning_rate=1e-6, tokens=10, tokens_per_second=5.0)
+        m.push()
+        method, path, body = _Sink.received[0]
+        assert method == "PUT"
+        assert path == "/metrics/job/o1pruner/phase/training/pruningjob/job-a"
+        assert b"o1pruner_train_step" in body
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_push_never_raises_and_is_a_noop_without_pushgateway(caplog):
+    PipelineMetrics("j", "m").push()  # not configured: nothing happens
+    m = PipelineMetrics("j", "m", MetricsSpec(pushgatewayUrl=f"http://127.0.0.1:{_free_port()}"))
+    with caplog.at_level("WARNING"):
+        m.push()  # connection refused
+    assert "push to" in caplog.text
