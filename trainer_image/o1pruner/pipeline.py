@@ -122,7 +122,9 @@ def make_sampler(ctx: Context, model_path: str, endpoint: str | None = None, ser
 
 
 # --------------------------------------------------------------------------- phases
-def phase_sample(ctx: Context, sampler: Sampler | None = None, endpoint: str | None = None) -> dict:
+def phase_sample(
+    ctx: Context, sampler: Sampler | None = None, endpoint: str | None = None, flush_every: int = 8
+) -> dict:
     """Reference sampling (paper Sec. 3.1): K graded samples per training problem and the
     per-problem statistics L̄_ref(x), Ā_ref(x)."""
     if ctx.manifest.is_done("sample"):
@@ -137,7 +139,7 @@ def phase_sample(ctx: Context, sampler: Sampler | None = None, endpoint: str | N
         name = ctx.spec.datasets.train.name
         outcome = sample_problems(
             sampler, problems, ctx.spec.prompt, params, store=ctx.store, prefix="reference", dataset=name,
-            metrics=ctx.metrics, desc=f"reference sampling (K={s.k})",
+            metrics=ctx.metrics, desc=f"reference sampling (K={s.k})", flush_every=flush_every,
         )
     finally:
         if own:

@@ -244,8 +244,7 @@ def trainable_state(model) -> dict[str, torch.Tensor]:
 
 def latest_checkpoint(store: Storage) -> str | None:
     """Key prefix of the newest *complete* checkpoint (half-written ones are never picked)."""
-    names = {k[len(CHECKPOINTS) + 1 :].split("/", 1)[0] for k in store.list(f"{CHECKPOINTS}/")}
-    steps = sorted((n for n in names if n.startswith("step-")), reverse=True)
+    steps = sorted((n for n in store.list_dirs(CHECKPOINTS) if n.startswith("step-")), reverse=True)
     for name in steps:
         prefix = f"{CHECKPOINTS}/{name}"
         if store.is_dir_complete(prefix):
@@ -264,10 +263,8 @@ def save_checkpoint(store: Storage, model, optimizer, scheduler, state: dict, ke
         torch.save(_rng_state(), os.path.join(tmp, "rng.pt"))
         Path(tmp, "state.json").write_text(json.dumps(state))
         store.upload_dir(tmp, prefix, complete=True)
-    complete = sorted(
-        {k[len(CHECKPOINTS) + 1 :].split("/", 1)[0] for k in store.list(f"{CHECKPOINTS}/")}, reverse=True
-    )
-    for old in [c for c in complete if c.startswith("step-")][keep:]:
+    complete = [d for d in sorted(store.list_dirs(CHECKPOINTS), reverse=True) if d.startswith("step-")]
+    for old in [d for d in complete if store.is_dir_complete(f"{CHECKPOINTS}/{d}")][keep:]:
         store.delete_prefix(f"{CHECKPOINTS}/{old}")
     log.info("checkpoint saved: %s", store.uri(prefix))
     return prefix

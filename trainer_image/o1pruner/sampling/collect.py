@@ -57,7 +57,7 @@ def sample_record(problem: Problem, dataset: str, index: int, completion: Comple
 
 def read_shards(store: Storage, prefix: str) -> list[dict]:
     records: list[dict] = []
-    for key in sorted(store.list(f"{prefix}/shards/")):
+    for key in store.list(f"{prefix}/shards"):
         if key.endswith(".jsonl"):
             records.extend(store.read_jsonl(key))
     return records
