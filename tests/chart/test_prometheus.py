@@ -1,0 +1,304 @@
+"""Integration: real Prometheus + Pushgateway scrape a tiny pipeline; every dashboard query returns data.
+
+Starts Debian's ``prometheus`` and ``prometheus-pushgateway`` on loopback ports (scrape interval
+1 s), then runs a tiny pipeline that drives :class:`o1pruner.metrics.PipelineMetrics` the way
+``o1pruner.pipeline`` does (sampling -> reference stats -> training steps -> base/pruned evaluation
+-> AES), twice:
+
+* ``demo-push``: one instance per phase pushing to the Pushgateway (the cluster's default when
+  ``spec.metrics.pushgatewayUrl`` is set: sampling, training and evaluation pods);
+* ``demo-serve``: one instance serving ``/metrics`` on a port (what the chart's PodMonitor
+  scrapes when nothing is pushed).
+
+Two more targets stand in for what other tiers exercise for real: a static exposition that
+MIMICS vLLM's metric names (``vllm:generation_tokens_total`` ...; the real server runs in the
+``vllm`` tier) with the ``pruningjob``/``pod`` target labels the sampler PodMonitor adds, and the
+operator's three metrics (the operator's own registry when ``o1pruner_operator.metrics`` exists,
+else a stand-in with the contracted names). The chart's PrometheusRule (rendered by Helm) is
+loaded as a rule file and must evaluate without errors.
+
+Then every PromQL ``expr`` of every panel of every dashboard is run, with ``$pruningjob`` set to
+each job, and must return data; docs/dashboards.png is drawn from the same data
+(``O1PRUNER_UPDATE_DOCS=1`` copies it into docs/).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import math
+import os
+import shutil
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import yaml
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import start_http_server
+
+from o1pruner.metrics import PipelineMetrics
+from o1pruner.rewards import aes as aes_score
+from o1pruner.spec import MetricsSpec
+
+from .conftest import CHART, ROOT, free_port, helm_install, start_prom_stack, stop_prom_stack
+
+pytestmark = [pytest.mark.prometheus, pytest.mark.timeout(300)]
+
+JOBS = ("demo-push", "demo-serve")
+TRAIN_SET = "arith-train"
+#: Grafana's $__rate_interval for a 1 s scrape interval (4 x scrape interval, plus margin).
+RATE = "5s"
+EVAL_SETS = {"arith": (0.62, 212.0), "gsm-mini": (0.41, 388.0)}  # base accuracy, base mean length
+
+
+# ----------------------------------------------------------------------------- stand-ins
+class _VllmMimic(BaseHTTPRequestHandler):
+    """NOT vLLM: a static exposition with vLLM's metric names, values growing with time."""
+
+    started = time.time()
+
+    def do_GET(self):  # noqa: N802
+        t = time.time() - self.started
+        running = 6 + int(2 * math.sin(t))
+        body = "\n".join([
+            "# HELP vllm:generation_tokens_total Number of generation tokens processed.",
+            "# TYPE vllm:generation_tokens_total counter",
+            f'vllm:generation_tokens_total{{model_name="reference"}} {170.0 * t:.1f}',
+            "# HELP vllm:prompt_tokens_total Number of prefill tokens processed.",
+            "# TYPE vllm:prompt_tokens_total counter",
+            f'vllm:prompt_tokens_total{{model_name="reference"}} {55.0 * t:.1f}',
+            "# HELP vllm:num_requests_running Number of requests in model execution batches.",
+            "# TYPE vllm:num_requests_running gauge",
+            f'vllm:num_requests_running{{model_name="reference"}} {running}',
+            "# HELP vllm:num_requests_waiting Number of requests waiting to be processed.",
+            "# TYPE vllm:num_requests_waiting gauge",
+            f'vllm:num_requests_waiting{{model_name="reference"}} {max(0, 12 - int(t))}',
+            "# HELP vllm:kv_cache_usage_perc KV-cache usage. 1 means 100 percent usage.",
+            "# TYPE vllm:kv_cache_usage_perc gauge",
+            f'vllm:kv_cache_usage_perc{{model_name="reference"}} {0.35 + 0.1 * math.sin(t / 3):.3f}',
+            "",
+        ]).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; version=0.0.4")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def _operator_registry() -> tuple[CollectorRegistry, callable]:
+    """The operator's metrics: its own module when it exists, else the contracted names."""
+    try:
+        mod = importlib.import_module("o1pruner_operator.metrics")
+        registry = getattr(mod, "REGISTRY", None)
+    except ImportError:
+        registry = None
+    if registry is not None and hasattr(mod, "set_jobs_by_phase"):  # pragma: no cover - depends on operator
+        return registry, mod.set_jobs_by_phase
+    registry = CollectorRegistry()
+    jobs = Gauge("o1pruner_operator_jobs", "PruningJobs by phase.", ["phase"], registry=registry)
+    errors = Counter("o1pruner_operator_reconcile_errors", "Reconcile errors.", ["handler"], registry=registry)
+    durations = Histogram("o1pruner_operator_phase_duration_seconds", "Phase durations.", ["phase"],
+                          registry=registry, buckets=(1, 10, 60, 600, 3600, 6 * 3600, 24 * 3600))
+    errors.labels("create").inc(0)
+    errors.labels("timer").inc(1)
+
+    def set_phases(phases: dict[str, int]) -> None:
+        for phase in ("Pending", "Sampling", "Training", "Evaluating", "Succeeded", "Failed"):
+            jobs.labels(phase).set(phases.get(phase, 0))
+
+    for phase, secs in (("Sampling", 4.0), ("Training", 6.0), ("Evaluating", 1.0)):
+        durations.labels(phase).observe(secs)
+    return registry, set_phases
+
+
+# ----------------------------------------------------------------------------- the tiny pipeline
+def _run_pipeline(job: str, pushgateway: str | None, serve_port: int | None, set_phase) -> list[PipelineMetrics]:
+    """Drive PipelineMetrics like o1pruner.pipeline: sample -> stats -> train -> evaluate -> report."""
+    def metrics(phase: str) -> PipelineMetrics:
+        spec = MetricsSpec(pushgatewayUrl=pushgateway) if pushgateway else MetricsSpec(port=serve_port)
+        m = PipelineMetrics(job, "reference", spec, phase=phase)
+        m.start()
+        return m
+
+    served = metrics("local") if not pushgateway else None
+    pick = (lambda phase: served) if served else metrics
+    made = [served] if served else []
+
+    set_phase(job, "Sampling")
+    m = pick("sampling")
+    made.append(m)
+    total, k = 30, 16
+    for done in range(1, total + 1):
+        m.sampling_progress(TRAIN_SET, done, total)
+        m.samples_generated(TRAIN_SET, n_samples=k, n_tokens=k * (240 - done))
+        m.push()
+        time.sleep(0.2)
+    m.reference_stats(TRAIN_SET, mean_length=228.5, mean_accuracy=0.57)
+    m.push()
+
+    set_phase(job, "Training")
+    m = pick("training")
+    made.append(m)
+    steps, step_seconds = 40, 0.25
+    for step in range(1, steps + 1):
+        frac = step / steps
+        tokens = 480 + int(40 * math.sin(step))
+        m.train_step(step=step, epoch=frac, loss=-0.05 - 0.1 * frac, reward_mean=0.05 + 0.45 * frac,
+                     clip_fraction=0.02 + 0.02 * abs(math.sin(step)), mean_length=228.5 * (1 - 0.35 * frac),
+                     accuracy=0.57 + 0.04 * frac, learning_rate=2e-7 * math.cos(math.pi * frac / 2),
+                     tokens=tokens, tokens_per_second=tokens / step_seconds)
+        m.push()
+        time.sleep(step_seconds)
+
+    set_phase(job, "Evaluating")
+    m = pick("evaluation")
+    made.append(m)
+    for dataset, (base_acc, base_len) in EVAL_SETS.items():
+        acc, length = base_acc + 0.01, base_len * 0.66
+        m.eval_result("base", dataset, base_acc, base_len)
+        m.eval_result("pruned", dataset, acc, length)
+        m.aes(dataset, aes_score(base_acc, base_len, acc, length), (base_len - length) / base_len)
+    m.push()
+    set_phase(job, "Succeeded")
+    return [x for x in made if x is not None]
+
+
+def _wait_for_targets(stack, expected_up: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sum(r["value"][1] == "1" for r in stack.query("up")) >= expected_up:
+            return
+        time.sleep(0.25)
+    raise TimeoutError(f"fewer than {expected_up} targets up after {timeout} s: {stack.query('up')}")
+
+
+def _dashboards() -> dict[str, dict]:
+    return {f.name: json.loads(f.read_text()) for f in sorted((CHART / "dashboards").glob("*.json"))}
+
+
+def _render_png_module():
+    spec = importlib.util.spec_from_file_location("render_dashboards_png", ROOT / "scripts" / "render_dashboards_png.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_every_dashboard_query_returns_data(tmp_path):
+    png = _render_png_module()
+    # The chart's alert rules, as Helm renders them, evaluated by the same Prometheus.
+    rule = helm_install({"monitoring": {"prometheusRule": {"enabled": True}}}).get("PrometheusRule", "o1-o1-pruner")
+    rules_file = tmp_path / "rules.yaml"
+    rules_file.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
+
+    serve_port, vllm_port, op_port = free_port(), free_port(), free_port()
+    vllm = ThreadingHTTPServer(("127.0.0.1", vllm_port), _VllmMimic)
+    threading.Thread(target=vllm.serve_forever, daemon=True).start()
+    op_registry, set_phases = _operator_registry()
+    op_server, _ = start_http_server(op_port, addr="127.0.0.1", registry=op_registry)
+    phases: dict[str, str] = {}
+    lock = threading.Lock()
+
+    def set_phase(job: str, phase: str) -> None:
+        with lock:
+            phases[job] = phase
+            counts: dict[str, int] = {}
+            for p in phases.values():
+                counts[p] = counts.get(p, 0) + 1
+            set_phases(counts)
+
+    scrape = [
+        {"job_name": "o1pruner-pipeline", "static_configs": [{"targets": [f"127.0.0.1:{serve_port}"]}]},
+        {"job_name": "o1pruner-operator", "static_configs": [{"targets": [f"127.0.0.1:{op_port}"]}]},
+        # One mimic target per job, with the target labels the sampler PodMonitor's relabelling adds.
+        *({"job_name": f"vllm-sampler-mimic-{job}", "static_configs": [
+            {"targets": [f"127.0.0.1:{vllm_port}"], "labels": {"pruningjob": job, "pod": f"{job}-sampler-0"}}]}
+          for job in JOBS),
+    ]
+    stack = start_prom_stack(tmp_path, scrape, rule_files=[str(rules_file)])
+    made: list[PipelineMetrics] = []
+    try:
+        _wait_for_targets(stack, expected_up=4)  # pushgateway, operator, 2 vLLM mimics (the served one comes later)
+        t0 = time.time()
+        results: dict[str, list] = {}
+        threads = [
+            threading.Thread(target=lambda: results.__setitem__("push", _run_pipeline(JOBS[0], stack.pushgateway_url, None, set_phase))),
+            threading.Thread(target=lambda: results.__setitem__("serve", _run_pipeline(JOBS[1], None, serve_port, set_phase))),
+        ]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(timeout=120)
+        made = [m for ms in results.values() for m in ms]
+        assert set(results) == {"push", "serve"}, "the tiny pipeline did not finish"
+        time.sleep(4)  # a few more scrapes after the last push
+        end = time.time()
+
+        # Every target is up.
+        ups = {r["metric"]["job"]: r["value"][1] for r in stack.query("up")}
+        assert ups and all(v == "1" for v in ups.values()), ups
+
+        # Every PromQL expression of every panel of every dashboard returns data, for each job.
+        checked, empty = 0, []
+        for name, board in _dashboards().items():
+            for panel in png.panels(board):
+                for target in panel.get("targets", []):
+                    for job in JOBS:
+                        expr = png.substitute(target["expr"], png.default_variables(pruningjob=job, rate_interval=RATE))
+                        assert "$" not in expr, expr
+                        result = stack.query(expr, at=end)
+                        checked += 1
+                        if not result:
+                            empty.append(f"{name} / {panel['title']} [{job}]: {expr}")
+            # template variable queries: label_values(<selector>, label) -> series API
+            for var in board["templating"]["list"]:
+                if var["type"] == "query":
+                    q = var["query"]["query"]
+                    selector, label = q[len("label_values("):-1].rsplit(",", 1)
+                    selector = png.substitute(selector, png.default_variables(pruningjob="|".join(JOBS)))
+                    series = stack.query(f"count by ({label.strip()}) ({selector})", at=end)
+                    values = {s["metric"].get(label.strip()) for s in series}
+                    expected = set(JOBS) if var["name"] == "pruningjob" else {TRAIN_SET, *EVAL_SETS}
+                    assert expected <= values, (var["name"], values)
+        assert checked >= 2 * 30, checked
+        assert not empty, "panels without data:\n" + "\n".join(empty)
+
+        # Spot-check values: pushed and served paths carry the same numbers.
+        for job in JOBS:
+            acc = {r["metric"]["model"]: float(r["value"][1]) for r in stack.query(
+                f'o1pruner_eval_accuracy{{pruningjob="{job}", dataset="arith"}}', at=end)}
+            assert acc == {"base": 0.62, "pruned": 0.63}, (job, acc)
+            red = stack.query(f'o1pruner_eval_length_reduction_ratio{{pruningjob="{job}", dataset="gsm-mini"}}', at=end)
+            assert abs(float(red[0]["value"][1]) - 0.34) < 1e-9
+        pushed = stack.query(f'o1pruner_train_step{{pruningjob="{JOBS[0]}"}}', at=end)
+        assert pushed[0]["metric"]["job"] == "o1pruner" and pushed[0]["metric"]["phase"] == "training"
+
+        # The chart's alert rules load and evaluate cleanly.
+        import urllib.request
+
+        with urllib.request.urlopen(f"{stack.prometheus_url}/api/v1/rules", timeout=10) as resp:
+            groups = json.load(resp)["data"]["groups"]
+        rules = [r for g in groups for r in g["rules"]]
+        assert {r["name"] for r in rules} >= {"O1PrunerJobFailed", "O1PrunerSamplerDown", "O1PrunerNoTrainingProgress"}
+        assert all(r.get("health") in ("ok", "unknown") and not r.get("lastError") for r in rules), rules
+
+        # The screenshot-like PNG of the main panels, from this Prometheus' data.
+        out = png.render(stack.prometheus_url, tmp_path / "dashboards.png", JOBS[0], t0, end, step=1.0,
+                         rate_interval=RATE)
+        assert out.stat().st_size > 20_000
+        if os.environ.get("O1PRUNER_UPDATE_DOCS") == "1":
+            shutil.copyfile(out, ROOT / "docs" / "dashboards.png")
+    finally:
+        for m in made:
+            m.stop()
+        stop_prom_stack(stack)
+        vllm.shutdown()
+        vllm.server_close()
+        op_server.shutdown()
+        op_server.server_close()
