@@ -12,6 +12,7 @@ import logging
 import os
 import tempfile
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from o1pruner.data import Problem, load_dataset
@@ -62,8 +63,9 @@ def open_context(job: PruningJob, phase: str = "local", with_metrics: bool = Tru
 
 
 # --------------------------------------------------------------------------- data and models
-def _load(ds) -> list[Problem]:
-    result = load_dataset(ds, read_bytes=read_uri)
+def _load(ctx: Context, ds) -> list[Problem]:
+    st = ctx.spec.storage
+    result = load_dataset(ds, read_bytes=partial(read_uri, endpoint_url=st.endpoint_url, region=st.region))
     if result.bad_lines:
         log.warning("%s: skipped %d malformed lines, e.g. %s", ds.name, len(result.bad_lines), result.bad_lines[:3])
     if not result.problems:
@@ -72,11 +74,11 @@ def _load(ds) -> list[Problem]:
 
 
 def train_problems(ctx: Context) -> list[Problem]:
-    return _load(ctx.spec.datasets.train)
+    return _load(ctx, ctx.spec.datasets.train)
 
 
 def eval_problems(ctx: Context) -> dict[str, list[Problem]]:
-    return {ds.name: _load(ds) for ds in ctx.spec.datasets.eval}
+    return {ds.name: _load(ctx, ds) for ds in ctx.spec.datasets.eval}
 
 
 def base_model_path(ctx: Context) -> str:
