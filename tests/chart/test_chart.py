@@ -124,14 +124,16 @@ def test_operator_deployment_is_hardened(rendered):
     assert c["resources"]["limits"]["memory"]
     assert c["image"] == f"ghcr.io/o1-pruner/operator:{_chart_meta()['appVersion']}"
     port = {p["name"]: p["containerPort"] for p in c["ports"]}
-    assert port == {"http-metrics": 8080}
+    assert port == {"http-metrics": 8080, "health": 8081}
     for probe in ("livenessProbe", "readinessProbe"):
-        assert c[probe]["httpGet"] == {"path": "/healthz", "port": "http-metrics"}
+        assert c[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
     # a writable /tmp is the only writable path
     assert {"name": "tmp", "mountPath": "/tmp"} in c["volumeMounts"]
     assert any(v["name"] == "tmp" and "emptyDir" in v for v in pod["volumes"])
     env = _env(deploy)
-    assert env["O1PRUNER_WATCH_NAMESPACES"] == ""
+    assert env["O1PRUNER_NAMESPACES"] == ""
+    assert env["O1PRUNER_METRICS_PORT"] == "8080"
+    assert env["O1PRUNER_LIVENESS_ENDPOINT"] == "http://0.0.0.0:8081/healthz"
     assert env["O1PRUNER_SAMPLER_IMAGE"] == "vllm/vllm-openai:v0.11.0"
     assert env["O1PRUNER_TRAINER_IMAGE"] == f"ghcr.io/o1-pruner/trainer:{_chart_meta()['appVersion']}"
     svc = rendered["default"].get("Service", f"{FULLNAME}-metrics", NAMESPACE)
@@ -175,10 +177,13 @@ def test_monitoring_on(rendered):
     for pm in (sampler, pipeline):
         assert pm["metadata"]["labels"]["release"] == "kube-prometheus-stack"
         assert pm["spec"]["namespaceSelector"] == {"any": True}
-    assert sampler["spec"]["selector"]["matchLabels"] == {"app.kubernetes.io/component": "sampler"}
+    assert sampler["spec"]["selector"]["matchExpressions"] == [
+        {"key": "app.kubernetes.io/component", "operator": "In", "values": ["sampler-reference", "sampler-pruned"]},
+        {"key": "o1pruner.dev/job", "operator": "Exists"},
+    ]
     ep = sampler["spec"]["podMetricsEndpoints"][0]
     assert ep["port"] == "http" and ep["path"] == "/metrics"
-    assert {"sourceLabels": ["__meta_kubernetes_pod_label_o1pruner_dev_pruningjob"], "targetLabel": "pruningjob"} in ep["relabelings"]
+    assert {"sourceLabels": ["__meta_kubernetes_pod_label_o1pruner_dev_job"], "targetLabel": "pruningjob"} in ep["relabelings"]
     assert pipeline["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
     rule = r.get("PrometheusRule", FULLNAME, NAMESPACE)
     assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
@@ -234,7 +239,7 @@ def test_namespaced_mode(rendered):
     (cr,) = r.of_kind("ClusterRole")
     cluster_resources = {res for rule in cr["rules"] for res in rule["resources"]}
     assert cluster_resources <= {"customresourcedefinitions", "namespaces"}, cluster_resources
-    assert _env(r.get("Deployment", FULLNAME))["O1PRUNER_WATCH_NAMESPACES"] == "team-a,team-b"
+    assert _env(r.get("Deployment", FULLNAME))["O1PRUNER_NAMESPACES"] == "team-a,team-b"
     for pm in r.of_kind("PodMonitor"):
         assert pm["spec"]["namespaceSelector"] == {"matchNames": ["team-a", "team-b"]}
     assert "team-a, team-b" in r.notes
@@ -282,3 +287,36 @@ def test_chart_crd_is_the_generated_one(rendered):
 def test_chart_has_no_other_crds():
     extra = {p.name for p in (CHART / "crds").glob("*")} - {CRD_FILE}
     assert not extra, extra
+
+
+# --------------------------------------------------------------------------- alignment with the operator
+def test_operator_reads_the_rendered_environment(rendered):
+    """The env the chart sets is what o1pruner_operator.settings reads (names, ports, namespaces)."""
+    settings = pytest.importorskip("o1pruner_operator.settings", reason="operator package not importable")
+    for name in ("default", "namespaced"):
+        deploy = rendered[name].get("Deployment", FULLNAME)
+        env = _env(deploy)
+        cfg = settings.OperatorConfig.from_env(env)
+        container = deploy["spec"]["template"]["spec"]["containers"][0]
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert cfg.metrics_port == ports["http-metrics"]
+        assert cfg.liveness_endpoint == f"http://0.0.0.0:{ports['health']}/healthz"
+        assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+        expected = ("team-a", "team-b") if name == "namespaced" else ()
+        assert cfg.namespaces == expected
+        assert cfg.clusterwide == (name == "default")
+        assert not cfg.peering  # standalone: one replica, Recreate, no peering RBAC
+        assert cfg.log_level == "INFO" and cfg.log_format == "json"
+
+
+def test_pod_monitors_select_the_operators_pods(rendered):
+    """Labels and port names in the PodMonitors are those the operator puts on its children."""
+    common = pytest.importorskip("o1pruner_operator.manifests.common", reason="operator package not importable")
+    sampler_mod = pytest.importorskip("o1pruner_operator.manifests.sampler")
+    values = yaml.safe_load((CHART / "values.yaml").read_text())["monitoring"]
+    assert values["podLabels"]["job"] == common.LABEL_JOB
+    assert values["podLabels"]["component"] == common.LABEL_COMPONENT
+    assert set(values["podMonitor"]["sampler"]["components"]) == {sampler_mod.component("reference"), sampler_mod.component("pruned")}
+    r = rendered["monitoring-on"]
+    sampler = r.get("PodMonitor", f"{FULLNAME}-sampler")
+    assert sampler["spec"]["podMetricsEndpoints"][0]["port"] == "http"

@@ -40,7 +40,23 @@ def _pipeline_metrics() -> set[str]:
     return names
 
 
-KNOWN = _pipeline_metrics() | OPERATOR_METRICS | VLLM_METRICS
+def _operator_metrics() -> set[str]:
+    """The contracted names, checked against the operator's registry when it is importable."""
+    try:
+        from o1pruner_operator.metrics import REGISTRY
+    except ImportError:
+        return OPERATOR_METRICS
+    exposed = set()
+    for fam in REGISTRY.collect():
+        exposed.add(fam.name + ("_total" if fam.type == "counter" else ""))
+        if fam.type == "histogram":
+            exposed |= {fam.name + suffix for suffix in ("_bucket", "_sum", "_count")}
+    missing = OPERATOR_METRICS - exposed
+    assert not missing, f"operator does not expose {missing}"
+    return OPERATOR_METRICS | exposed
+
+
+KNOWN = _pipeline_metrics() | _operator_metrics() | VLLM_METRICS
 BOARDS = {f.name: json.loads(f.read_text()) for f in sorted((CHART / "dashboards").glob("*.json"))}
 
 

@@ -147,3 +147,11 @@ def test_push_never_raises_and_is_a_noop_without_pushgateway(caplog):
     with caplog.at_level("WARNING"):
         m.push()  # connection refused
     assert "push to" in caplog.text
+
+
+def test_aes_none_sets_only_the_defined_series():
+    m = PipelineMetrics("j", "m")
+    m.aes("d", None, 0.25)  # AES undefined (base accuracy 0), length reduction known
+    s = _samples(m)
+    assert s[("o1pruner_eval_length_reduction_ratio", frozenset({"pruningjob": "j", "dataset": "d"}.items()))] == 0.25
+    assert not [k for k in s if k[0] == "o1pruner_eval_aes"]

@@ -93,29 +93,37 @@ class _VllmMimic(BaseHTTPRequestHandler):
 
 
 def _operator_registry() -> tuple[CollectorRegistry, callable]:
-    """The operator's metrics: its own module when it exists, else the contracted names."""
+    """The operator's own metrics module (o1pruner_operator.metrics) when importable, else a stand-in
+    with the contracted names. Returns the registry and ``set_phase(job, phase)``."""
     try:
         mod = importlib.import_module("o1pruner_operator.metrics")
-        registry = getattr(mod, "REGISTRY", None)
     except ImportError:
-        registry = None
-    if registry is not None and hasattr(mod, "set_jobs_by_phase"):  # pragma: no cover - depends on operator
-        return registry, mod.set_jobs_by_phase
+        mod = None
+    if mod is not None:
+        mod.reset()
+        mod.RECONCILE_ERRORS.labels(handler="reconcile").inc(0)
+        mod.RECONCILE_ERRORS.labels(handler="delete").inc(1)
+        for phase, secs in (("Sampling", 6.0), ("Training", 10.0), ("Evaluating", 1.0)):
+            mod.PHASE_DURATION.labels(phase=phase).observe(secs)
+        return mod.REGISTRY, lambda job, phase: mod.observe_job(f"default/{job}", phase)
+
     registry = CollectorRegistry()
     jobs = Gauge("o1pruner_operator_jobs", "PruningJobs by phase.", ["phase"], registry=registry)
     errors = Counter("o1pruner_operator_reconcile_errors", "Reconcile errors.", ["handler"], registry=registry)
     durations = Histogram("o1pruner_operator_phase_duration_seconds", "Phase durations.", ["phase"],
                           registry=registry, buckets=(1, 10, 60, 600, 3600, 6 * 3600, 24 * 3600))
-    errors.labels("create").inc(0)
-    errors.labels("timer").inc(1)
-
-    def set_phases(phases: dict[str, int]) -> None:
-        for phase in ("Pending", "Sampling", "Training", "Evaluating", "Succeeded", "Failed"):
-            jobs.labels(phase).set(phases.get(phase, 0))
-
-    for phase, secs in (("Sampling", 4.0), ("Training", 6.0), ("Evaluating", 1.0)):
+    errors.labels("reconcile").inc(0)
+    errors.labels("delete").inc(1)
+    for phase, secs in (("Sampling", 6.0), ("Training", 10.0), ("Evaluating", 1.0)):
         durations.labels(phase).observe(secs)
-    return registry, set_phases
+    current: dict[str, str] = {}
+
+    def set_phase(job: str, phase: str) -> None:
+        current[job] = phase
+        for p in ("Pending", "Sampling", "Training", "Evaluating", "Succeeded", "Failed"):
+            jobs.labels(p).set(sum(1 for v in current.values() if v == p))
+
+    return registry, set_phase
 
 
 # ----------------------------------------------------------------------------- the tiny pipeline
@@ -200,18 +208,13 @@ def test_every_dashboard_query_returns_data(tmp_path):
     serve_port, vllm_port, op_port = free_port(), free_port(), free_port()
     vllm = ThreadingHTTPServer(("127.0.0.1", vllm_port), _VllmMimic)
     threading.Thread(target=vllm.serve_forever, daemon=True).start()
-    op_registry, set_phases = _operator_registry()
+    op_registry, op_set_phase = _operator_registry()
     op_server, _ = start_http_server(op_port, addr="127.0.0.1", registry=op_registry)
-    phases: dict[str, str] = {}
     lock = threading.Lock()
 
     def set_phase(job: str, phase: str) -> None:
         with lock:
-            phases[job] = phase
-            counts: dict[str, int] = {}
-            for p in phases.values():
-                counts[p] = counts.get(p, 0) + 1
-            set_phases(counts)
+            op_set_phase(job, phase)
 
     scrape = [
         {"job_name": "o1pruner-pipeline", "static_configs": [{"targets": [f"127.0.0.1:{serve_port}"]}]},
@@ -302,3 +305,68 @@ def test_every_dashboard_query_returns_data(tmp_path):
         vllm.server_close()
         op_server.shutdown()
         op_server.server_close()
+
+
+def test_real_pipeline_run_fills_every_pipeline_panel(tmp_path, tiny_model_dir):
+    """``o1pruner run`` (the real pipeline, tiny random model) pushing to the Pushgateway: every
+    panel over o1pruner_* pipeline metrics returns data for that job."""
+    from o1pruner.cli import main as cli_main
+    from o1pruner.spec import dump_job, parse_job
+
+    png = _render_png_module()
+    stack = start_prom_stack(tmp_path, [])
+    job_name = "tiny-real"
+    try:
+        job = parse_job({
+            "apiVersion": "o1pruner.dev/v1alpha1",
+            "kind": "PruningJob",
+            "metadata": {"name": job_name},
+            "spec": {
+                "model": {"source": str(tiny_model_dir)},
+                "datasets": {
+                    "train": {"name": "train", "source": "builtin:arithmetic", "generator": {"count": 6, "seed": 1}},
+                    "eval": [{"name": "held-out", "source": "builtin:arithmetic", "generator": {"count": 4, "seed": 2}}],
+                },
+                "sampling": {"k": 3, "maxTokens": 10, "temperature": 1.0, "topP": 1.0, "backend": "transformers",
+                             "batchSize": 4},
+                "training": {"learningRate": 1e-3, "epochs": 2, "batchSize": 4, "microBatchSize": 2, "maxLength": 96,
+                             "checkpointEverySteps": 2, "warmupRatio": 0.0},
+                "evaluation": {"maxTokens": 8},
+                "storage": {"uri": str(tmp_path / "run")},
+                "metrics": {"pushgatewayUrl": stack.pushgateway_url},
+            },
+        })
+        path = tmp_path / "job.yaml"
+        path.write_text(dump_job(job))
+        assert cli_main(["run", str(path)]) == 0
+        time.sleep(3)  # let Prometheus scrape the Pushgateway a few times
+        end = time.time()
+        # A random tiny model solves nothing: with base accuracy 0 the AES (relative accuracy
+        # change) is undefined and the pipeline reports none; then those panels stay empty.
+        report = json.loads((tmp_path / "run" / "report" / "report.json").read_text())
+        rows = report["results"]["datasets"].values()
+        undefined = {"AES"} if all(r["aes"] is None for r in rows) else set()
+        checked, empty = 0, []
+        for name, board in _dashboards().items():
+            for panel in png.panels(board):
+                for target in panel.get("targets", []):
+                    if "o1pruner_operator_" in target["expr"] or "vllm:" in target["expr"]:
+                        continue  # operator and vLLM series come from other processes
+                    if panel["title"] in undefined:
+                        continue
+                    expr = png.substitute(target["expr"], png.default_variables(pruningjob=job_name, rate_interval="1m"))
+                    checked += 1
+                    if not stack.query(expr, at=end):
+                        empty.append(f"{name} / {panel['title']}: {expr}")
+        assert checked >= 20, checked
+        # Known gap (o1pruner.pipeline.make_report, not this chart): it skips metrics.aes() when the
+        # AES is undefined, which also drops the (well-defined) length reduction.
+        gap = [e for e in empty if "/ Length reduction:" in e and undefined]
+        empty = [e for e in empty if e not in gap]
+        assert not empty, "panels without data after a real run:\n" + "\n".join(empty)
+        if gap:
+            pytest.xfail("o1pruner.pipeline.make_report calls metrics.aes() only when AES is defined, so "
+                         "o1pruner_eval_length_reduction_ratio is missing when base accuracy is 0; "
+                         "PipelineMetrics.aes accepts value=None: call it for every report row")
+    finally:
+        stop_prom_stack(stack)

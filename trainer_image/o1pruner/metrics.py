@@ -204,7 +204,13 @@ class PipelineMetrics:
         self.eval_accuracy.labels(self.job, model, dataset).set(accuracy)
         self.eval_mean_length.labels(self.job, model, dataset).set(mean_length)
 
-    def aes(self, dataset: str, value: float, length_reduction: float) -> None:
-        """AES of pruned vs base and ΔLength = (L_base − L_pruned) / L_base (a ratio, 0.3 = 30 % shorter)."""
-        self.eval_aes.labels(self.job, dataset).set(value)
-        self.eval_length_reduction.labels(self.job, dataset).set(length_reduction)
+    def aes(self, dataset: str, value: float | None, length_reduction: float | None) -> None:
+        """AES of pruned vs base and ΔLength = (L_base − L_pruned) / L_base (a ratio, 0.3 = 30 % shorter).
+
+        ``None`` leaves that series unset (AES is undefined when the base accuracy is 0; the length
+        reduction still is), so callers may pass a report row as is.
+        """
+        if value is not None:
+            self.eval_aes.labels(self.job, dataset).set(value)
+        if length_reduction is not None:
+            self.eval_length_reduction.labels(self.job, dataset).set(length_reduction)

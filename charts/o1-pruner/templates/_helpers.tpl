@@ -72,9 +72,11 @@ namespaceSelector:
 {{- end }}
 
 {{/*
-RBAC rules of the operator. Namespaced resources: in a ClusterRole (all namespaces) or in a
-Role per watched namespace. Cluster-scoped discovery (CRDs, namespaces): always a ClusterRole.
-tests/chart/test_rbac.py checks that their union equals o1pruner_operator.rbac.REQUIRED_RULES.
+RBAC rules of the operator: exactly o1pruner_operator.rbac.REQUIRED_RULES (the operator's tests
+record every API call it makes and check each is covered there). Namespaced resources: in the
+ClusterRole (all namespaces) or in a Role per watched namespace. Cluster-scoped discovery (CRDs,
+namespaces): always in the ClusterRole. tests/chart/test_rbac.py checks the union equals
+REQUIRED_RULES. kopf runs standalone (one replica, Recreate), so no peering objects.
 */}}
 {{- define "o1-pruner.namespacedRules" -}}
 - apiGroups: ["o1pruner.dev"]
@@ -83,30 +85,30 @@ tests/chart/test_rbac.py checks that their union equals o1pruner_operator.rbac.R
 - apiGroups: ["o1pruner.dev"]
   resources: ["pruningjobs/status"]
   verbs: ["get", "patch"]
-- apiGroups: ["apps"]
-  resources: ["deployments"]
-  verbs: ["create", "get", "list", "watch", "patch", "delete"]
-- apiGroups: [""]
-  resources: ["services", "configmaps"]
-  verbs: ["create", "get", "list", "watch", "patch", "delete"]
-- apiGroups: ["batch"]
-  resources: ["jobs"]
-  verbs: ["create", "get", "list", "watch", "patch", "delete"]
-- apiGroups: ["kubeflow.org"]
-  resources: ["pytorchjobs"]
-  verbs: ["create", "get", "list", "watch", "patch", "delete"]
-- apiGroups: [""]
-  resources: ["pods"]
-  verbs: ["get", "list"]
 - apiGroups: ["", "events.k8s.io"]
   resources: ["events"]
   verbs: ["create"]
+- apiGroups: [""]
+  resources: ["configmaps", "services"]
+  verbs: ["get", "create", "delete"]
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["get", "create", "patch", "delete"]
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["get", "create", "patch", "delete"]
+- apiGroups: ["kubeflow.org"]
+  resources: ["pytorchjobs"]
+  verbs: ["get", "create", "patch", "delete"]
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list"]
 {{- end }}
 
 {{- define "o1-pruner.clusterRules" -}}
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list", "watch"]
 - apiGroups: [""]
   resources: ["namespaces"]
   verbs: ["list", "watch"]
