@@ -1,0 +1,215 @@
+"""What every child shares: deterministic names, labels, owner reference, security context,
+S3 credentials from a Secret reference, the job ConfigMap volume."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from o1pruner.spec import API_VERSION, KIND, PruningJobSpec
+
+LABEL_NAME = "app.kubernetes.io/name"
+LABEL_INSTANCE = "app.kubernetes.io/instance"
+LABEL_COMPONENT = "app.kubernetes.io/component"
+LABEL_PART_OF = "app.kubernetes.io/part-of"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_JOB = "o1pruner.dev/job"
+MANAGED_BY = "o1pruner-operator"
+
+CONFIG_DIR = "/etc/o1pruner"
+JOB_FILE = f"{CONFIG_DIR}/job.yaml"
+DEEPSPEED_FILE = f"{CONFIG_DIR}/deepspeed.json"
+SAMPLER_PORT = 8000
+NON_ROOT_UID = 1000
+
+
+@dataclass(frozen=True)
+class Names:
+    """Deterministic child names: a rerun or a restarted operator finds the same objects."""
+
+    job: str
+
+    @property
+    def config(self) -> str:
+        return f"{self.job}-config"
+
+    def sampler(self, role: str) -> str:  # role: reference | pruned
+        return f"{self.job}-sampler-{role}"
+
+    @property
+    def sample_job(self) -> str:
+        return f"{self.job}-sample"
+
+    @property
+    def train(self) -> str:
+        return f"{self.job}-train"
+
+    @property
+    def eval_job(self) -> str:
+        return f"{self.job}-evaluate"
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """Everything a builder needs about one PruningJob (already validated)."""
+
+    name: str
+    namespace: str
+    uid: str
+    spec: PruningJobSpec
+    #: Operator-level knobs (see settings.OperatorConfig); builders only read plain values.
+    job_backoff_limit: int = 2
+    train_backoff_limit: int = 3
+    progress_deadline_seconds: int = 3600
+    startup_probe_seconds: int = 3600
+    client_resources: dict[str, Any] = field(
+        default_factory=lambda: {"requests": {"cpu": "2", "memory": "4Gi"}, "limits": {"memory": "8Gi"}}
+    )
+
+    @property
+    def names(self) -> Names:
+        return Names(self.name)
+
+    @property
+    def storage_uri(self) -> str:
+        return self.spec.storage.uri.rstrip("/")
+
+    def artifact(self, rel: str) -> str:
+        return f"{self.storage_uri}/{rel}"
+
+    def service_url(self, role: str) -> str:
+        return f"http://{self.names.sampler(role)}.{self.namespace}.svc:{SAMPLER_PORT}/v1"
+
+
+def child_labels(ctx: JobContext, component: str) -> dict[str, str]:
+    return {
+        LABEL_NAME: "o1pruner",
+        LABEL_INSTANCE: ctx.name,
+        LABEL_COMPONENT: component,
+        LABEL_PART_OF: "o1pruner",
+        LABEL_MANAGED_BY: MANAGED_BY,
+        LABEL_JOB: ctx.name,
+    }
+
+
+def selector_labels(ctx: JobContext, component: str) -> dict[str, str]:
+    """The immutable subset used in selectors."""
+    return {LABEL_INSTANCE: ctx.name, LABEL_COMPONENT: component, LABEL_JOB: ctx.name}
+
+
+def owner_reference(ctx: JobContext) -> dict[str, Any]:
+    """Children are garbage-collected with their PruningJob (and block its foreground deletion)."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "name": ctx.name,
+        "uid": ctx.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def metadata(ctx: JobContext, name: str, component: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "namespace": ctx.namespace,
+        "labels": child_labels(ctx, component),
+        "ownerReferences": [owner_reference(ctx)],
+    }
+
+
+def pod_security_context() -> dict[str, Any]:
+    """Pod-level part of the Pod Security Standard "restricted" profile.
+
+    No pod needs more: GPUs come from the NVIDIA device plugin (``nvidia.com/gpu`` resources),
+    which needs neither privileges nor root. The official vLLM image defaults to root; it runs
+    here as uid 1000 with ``HOME`` and caches on writable emptyDirs.
+    """
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": NON_ROOT_UID,
+        "runAsGroup": NON_ROOT_UID,
+        "fsGroup": NON_ROOT_UID,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def container_security_context() -> dict[str, Any]:
+    """Container-level part of the "restricted" profile (every container and init container)."""
+    return {
+        "runAsNonRoot": True,
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def s3_env(ctx: JobContext) -> list[dict[str, Any]]:
+    """S3 settings; keys only as secretKeyRef (never inline, never in status or events)."""
+    storage = ctx.spec.storage
+    env: list[dict[str, Any]] = []
+    if storage.credentials_secret is not None:
+        ref = storage.credentials_secret
+        env += [
+            {"name": "AWS_ACCESS_KEY_ID",
+             "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.access_key_id_key}}},
+            {"name": "AWS_SECRET_ACCESS_KEY",
+             "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.secret_access_key_key}}},
+        ]
+    if storage.endpoint_url:
+        env.append({"name": "AWS_ENDPOINT_URL", "value": storage.endpoint_url})
+    if storage.region:
+        env.append({"name": "AWS_DEFAULT_REGION", "value": storage.region})
+    return env
+
+
+def common_env(ctx: JobContext) -> list[dict[str, Any]]:
+    env = [
+        {"name": "HOME", "value": "/tmp/home"},
+        {"name": "HF_HOME", "value": "/cache/hf"},
+        {"name": "O1PRUNER_JOB_NAME", "value": ctx.name},
+        {"name": "O1PRUNER_NAMESPACE", "value": ctx.namespace},
+        {"name": "PYTHONUNBUFFERED", "value": "1"},
+    ]
+    return env + s3_env(ctx)
+
+
+def config_volume(ctx: JobContext) -> dict[str, Any]:
+    return {"name": "config", "configMap": {"name": ctx.names.config}}
+
+
+def config_mount() -> dict[str, Any]:
+    return {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}
+
+
+def scratch_volumes() -> list[dict[str, Any]]:
+    return [{"name": "tmp", "emptyDir": {}}, {"name": "cache", "emptyDir": {}}]
+
+
+def scratch_mounts() -> list[dict[str, Any]]:
+    return [{"name": "tmp", "mountPath": "/tmp"}, {"name": "cache", "mountPath": "/cache"}]
+
+
+def shm_volume(size: Any) -> dict[str, Any]:
+    """/dev/shm as a memory emptyDir (NCCL and vLLM need more than the 64 MiB default)."""
+    return {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": str(size)}}
+
+
+def shm_mount() -> dict[str, Any]:
+    return {"name": "dshm", "mountPath": "/dev/shm"}
+
+
+def placement(pod_spec: dict[str, Any], spec_placement: Any) -> dict[str, Any]:
+    if spec_placement.node_selector:
+        pod_spec["nodeSelector"] = dict(spec_placement.node_selector)
+    if spec_placement.tolerations:
+        pod_spec["tolerations"] = [t.to_wire() for t in spec_placement.tolerations]
+    return pod_spec
+
+
+def pod_spec_base(ctx: JobContext) -> dict[str, Any]:
+    pod: dict[str, Any] = {"securityContext": pod_security_context()}
+    if ctx.spec.service_account_name:
+        pod["serviceAccountName"] = ctx.spec.service_account_name
+    return pod

@@ -1,0 +1,123 @@
+"""The vLLM sampler: a Deployment of the official ``vllm/vllm-openai`` image and its Service.
+
+``role`` is ``reference`` (the model to prune, for sampling and base evaluation) or ``pruned``
+(the fine-tuned checkpoint, for the final evaluation).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from o1pruner.vllm_args import VLLM_SERVER_MODULE, vllm_server_args
+
+from o1pruner_operator.manifests.common import (
+    SAMPLER_PORT, JobContext, common_env, config_mount, config_volume, container_security_context,
+    metadata, placement, pod_spec_base, s3_env, scratch_mounts, scratch_volumes, selector_labels,
+    shm_mount, shm_volume,
+)
+
+MODEL_DIR = "/models"
+
+
+def component(role: str) -> str:
+    return f"sampler-{role}"
+
+
+def model_source(ctx: JobContext, role: str) -> str:
+    """Where the served model comes from: the spec's model or the trained checkpoint."""
+    return ctx.spec.model.source if role == "reference" else ctx.artifact("train/model")
+
+
+def _probe(path: str, period: int, failures: int, timeout: int = 5) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": "http"},
+        "periodSeconds": period,
+        "failureThreshold": failures,
+        "timeoutSeconds": timeout,
+    }
+
+
+def sampler_deployment(ctx: JobContext, role: str, *, replicas: int | None = None) -> dict[str, Any]:
+    sampler = ctx.spec.sampling.sampler
+    source = model_source(ctx, role)
+    served_name = ctx.spec.model.served_name if role == "reference" else f"{ctx.spec.model.served_name}-pruned"
+    init: list[dict[str, Any]] = []
+    volumes = [shm_volume(sampler.shm_size), *scratch_volumes(), config_volume(ctx)]
+    mounts = [shm_mount(), *scratch_mounts()]
+    if source.startswith("s3://"):
+        # vLLM cannot read s3:// itself: an init container (trainer image) copies the model.
+        local = f"{MODEL_DIR}/{role}"
+        init.append({
+            "name": "fetch-model",
+            "image": ctx.spec.training.trainer.image,
+            "command": ["o1pruner", "fetch-model", source, local],
+            "env": common_env(ctx),
+            "volumeMounts": [{"name": "models", "mountPath": MODEL_DIR}, *scratch_mounts(), config_mount()],
+            "resources": ctx.client_resources,
+            "securityContext": container_security_context(),
+        })
+        volumes.append({"name": "models", "emptyDir": {}})
+        mounts.append({"name": "models", "mountPath": MODEL_DIR, "readOnly": True})
+        model_arg = local
+    else:
+        model_arg = source
+    args = vllm_server_args(ctx.spec, model_arg, port=SAMPLER_PORT, served_name=served_name)
+    env = [
+        {"name": "HOME", "value": "/tmp/home"},
+        {"name": "HF_HOME", "value": "/cache/hf"},
+        {"name": "VLLM_CACHE_ROOT", "value": "/cache/vllm"},
+        {"name": "XDG_CACHE_HOME", "value": "/cache"},
+    ] + s3_env(ctx)
+    startup_failures = max(1, ctx.startup_probe_seconds // 10)
+    container = {
+        "name": "vllm",
+        "image": sampler.image,
+        "command": ["python3", "-m", VLLM_SERVER_MODULE],
+        "args": args,
+        "ports": [{"name": "http", "containerPort": SAMPLER_PORT, "protocol": "TCP"}],
+        "env": env,
+        "resources": sampler.resources.to_wire(),
+        "volumeMounts": mounts,
+        # Model loading (and the download) can take long: the startup probe allows it,
+        # then liveness restarts a hung server and readiness gates the Service.
+        "startupProbe": _probe("/health", 10, startup_failures),
+        "readinessProbe": _probe("/health", 10, 3),
+        "livenessProbe": _probe("/health", 30, 3, timeout=10),
+        "securityContext": container_security_context(),
+    }
+    pod = pod_spec_base(ctx)
+    pod.update({
+        "containers": [container],
+        "volumes": volumes,
+        "terminationGracePeriodSeconds": 30,
+    })
+    if init:
+        pod["initContainers"] = init
+    placement(pod, sampler.placement)
+    labels = metadata(ctx, ctx.names.sampler(role), component(role))
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": labels,
+        "spec": {
+            "replicas": sampler.replicas if replicas is None else replicas,
+            # GPUs: never run old and new pods side by side.
+            "strategy": {"type": "Recreate"},
+            "progressDeadlineSeconds": ctx.progress_deadline_seconds,
+            "selector": {"matchLabels": selector_labels(ctx, component(role))},
+            "template": {"metadata": {"labels": dict(labels["labels"])}, "spec": pod},
+        },
+    }
+
+
+def sampler_service(ctx: JobContext, role: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(ctx, ctx.names.sampler(role), component(role)),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector_labels(ctx, component(role)),
+            "ports": [{"name": "http", "port": SAMPLER_PORT, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }

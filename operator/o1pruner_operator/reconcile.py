@@ -1,0 +1,403 @@
+"""The level-triggered reconciler: read the PruningJob and its children, act, write status.
+
+Every call starts from what the API server says now (no in-memory state), creates children
+under deterministic names (409 = already there) and moves at most one phase forward:
+
+    Pending -> Sampling -> Training -> Evaluating -> Succeeded | Failed
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from o1pruner.spec import SpecError, parse_spec
+
+from o1pruner_operator import metrics
+from o1pruner_operator.backends import TrainingBackend
+from o1pruner_operator.kube import CONFIGMAPS, DEPLOYMENTS, JOBS, PODS, PRUNINGJOBS, SERVICES, KubeClient
+from o1pruner_operator.manifests import (
+    JobContext, config_map, eval_job, sample_job, sampler_deployment, sampler_service,
+)
+from o1pruner_operator.manifests.common import LABEL_COMPONENT, LABEL_JOB
+from o1pruner_operator.manifests.sampler import component as sampler_component
+from o1pruner_operator.settings import OperatorConfig
+from o1pruner_operator.status import (
+    TERMINAL, artifacts, get_condition, now_iso, parse_results, parse_time, set_condition,
+)
+
+log = logging.getLogger("o1pruner_operator.reconcile")
+
+#: (body, type, reason, message) -> None; kopf.event in the operator, a list in unit tests.
+EventSink = Callable[[dict[str, Any], str, str, str], None]
+MAX_JOB_NAME = 40
+MAX_MESSAGE = 1024
+
+
+class Failure(Exception):
+    """A child failed or the spec is unusable: the job goes to Failed with this reason."""
+
+    def __init__(self, reason: str, message: str):
+        self.reason = reason
+        self.message = message[:MAX_MESSAGE]
+        super().__init__(f"{reason}: {message}")
+
+
+def spec_hash(spec: dict[str, Any]) -> str:
+    """Hash of everything in spec but ``suspend`` (the only field that may change mid-run)."""
+    rest = {k: v for k, v in spec.items() if k != "suspend"}
+    return hashlib.sha256(json.dumps(rest, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def validate(body: dict[str, Any]) -> Any:
+    """The spec model, or a Failure naming the field (what the CRD schema cannot check)."""
+    name = body["metadata"]["name"]
+    if len(name) > MAX_JOB_NAME or not name[:1].isalpha():
+        raise Failure("InvalidSpec", f"metadata.name: {name!r} must start with a letter and be at most "
+                                     f"{MAX_JOB_NAME} characters (children append suffixes)")
+    try:
+        spec = parse_spec(body.get("spec") or {})
+    except SpecError as exc:
+        raise Failure("InvalidSpec", str(exc)) from None
+    if not spec.storage.is_s3:
+        raise Failure("InvalidSpec", f"spec.storage.uri: {spec.storage.uri!r}: in a cluster every phase "
+                                     "runs in its own pod, so storage must be an s3:// prefix")
+    if spec.model.source.startswith(("/", ".", "~", "embedded:")):
+        raise Failure("InvalidSpec", f"spec.model.source: {spec.model.source!r}: the vLLM sampler needs a "
+                                     "HF id or an s3:// URI")
+    return spec
+
+
+@dataclass
+class StatusDraft:
+    """The status being written by one reconcile, with the events it implies."""
+
+    old: dict[str, Any]
+    generation: int | None
+    now: str
+    new: dict[str, Any] = field(default_factory=dict)
+    events: list[tuple[str, str, str]] = field(default_factory=list)
+    transitions: list[tuple[str, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.new = json.loads(json.dumps(self.old))
+        self.new.setdefault("phase", "Pending")
+        self.new.setdefault("conditions", [])
+
+    @property
+    def phase(self) -> str:
+        return self.new["phase"]
+
+    def condition(self, type_: str, status: bool | str, reason: str, message: str) -> None:
+        before = get_condition(self.new["conditions"], type_)
+        self.new["conditions"] = set_condition(
+            self.new["conditions"], type_, status, reason, message, self.generation, self.now
+        )
+        after = get_condition(self.new["conditions"], type_)
+        if not before or before.get("status") != after["status"]:
+            if after["status"] == "True" or before:
+                kind = "Warning" if type_ == "Failed" and after["status"] == "True" else "Normal"
+                self.events.append((kind, f"{type_}{'' if after['status'] == 'True' else 'Not'}", message))
+
+    def transition(self, to: str, message: str) -> None:
+        frm = self.phase
+        if frm == to:
+            return
+        self.transitions.append((frm, to))
+        self.new["phase"] = to
+        self.new["message"] = message
+        self.new["phaseStartTime"] = self.now
+        if to in TERMINAL:
+            self.new["completionTime"] = self.now
+        self.events.append(("Warning" if to == "Failed" else "Normal", to, f"{frm} -> {to}: {message}"))
+
+    def changed(self) -> bool:
+        return self.new != self.old
+
+
+class Reconciler:
+    def __init__(self, client: KubeClient, config: OperatorConfig, backend: TrainingBackend,
+                 events: EventSink):
+        self.client = client
+        self.config = config
+        self.backend = backend
+        self.events = events
+
+    # ----------------------------------------------------------------------------------------
+    async def reconcile(self, namespace: str, name: str) -> str | None:
+        """One pass; returns the phase afterwards (None when the job is gone)."""
+        body = await self.client.get(PRUNINGJOBS, namespace, name)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return None
+        meta = body["metadata"]
+        draft = StatusDraft(old=dict(body.get("status") or {}), generation=meta.get("generation"), now=now_iso())
+        draft.new["observedGeneration"] = meta.get("generation", draft.new.get("observedGeneration"))
+        key = f"{namespace}/{name}"
+        if draft.phase not in TERMINAL:
+            try:
+                await self._step(body, draft)
+            except Failure as failure:
+                await self._fail(body, draft, failure)
+        await self._write(body, draft)
+        metrics.observe_job(key, draft.phase)
+        return draft.phase
+
+    async def _write(self, body: dict[str, Any], draft: StatusDraft) -> None:
+        meta = body["metadata"]
+        if draft.changed():
+            await self.client.patch(PRUNINGJOBS, meta["namespace"], meta["name"], {"status": draft.new}, sub="status")
+        for frm, to in draft.transitions:
+            metrics.TRANSITIONS.labels(from_phase=frm, to_phase=to).inc()
+            started = parse_time(draft.old.get("phaseStartTime")) if frm == draft.old.get("phase") else None
+            now = parse_time(draft.now)
+            if started and now:
+                metrics.PHASE_DURATION.labels(phase=frm).observe(max(0.0, (now - started).total_seconds()))
+            log.info("phase %s -> %s", frm, to, extra={"job": meta["name"], "namespace": meta["namespace"]})
+        for kind, reason, message in draft.events:
+            try:
+                self.events(body, kind, reason, message)
+            except Exception:  # events are best effort
+                log.warning("could not post event %s", reason)
+
+    async def _fail(self, body: dict[str, Any], draft: StatusDraft, failure: Failure) -> None:
+        draft.condition("Failed", True, failure.reason, failure.message)
+        draft.condition("Ready", False, failure.reason, failure.message)
+        draft.transition("Failed", f"{failure.reason}: {failure.message}")
+        # Free the GPUs: samplers scale to zero, running Jobs stop.
+        ns, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        for role in ("reference", "pruned"):
+            await self._scale(ns, f"{name}-sampler-{role}", 0)
+
+    # ----------------------------------------------------------------------------------------
+    async def _step(self, body: dict[str, Any], draft: StatusDraft) -> None:
+        spec = validate(body)
+        meta = body["metadata"]
+        ctx = JobContext(
+            name=meta["name"], namespace=meta["namespace"], uid=meta.get("uid", ""), spec=spec,
+            job_backoff_limit=self.config.job_backoff_limit,
+            train_backoff_limit=self.config.train_backoff_limit,
+            startup_probe_seconds=self.config.startup_probe_seconds,
+            progress_deadline_seconds=self.config.startup_probe_seconds + 600,
+        )
+        digest = spec_hash(body.get("spec") or {})
+        if draft.new.get("specHash") and draft.new["specHash"] != digest:
+            raise Failure("SpecChanged", "spec changed mid-run; only spec.suspend may change "
+                                         "(the CRD rejects such edits; create a new PruningJob)")
+        draft.new["specHash"] = digest
+        draft.new.setdefault("startTime", draft.now)
+        draft.new.setdefault("children", {})
+        draft.new["artifacts"] = {**artifacts(ctx.storage_uri), **(draft.new.get("artifacts") or {})}
+
+        try:
+            cm = config_map(ctx)
+        except ValueError as exc:
+            raise Failure("InvalidSpec", f"spec.training.deepspeed: {exc}") from None
+        await self._ensure(CONFIGMAPS, cm, draft)
+
+        suspended = bool(spec.suspend)
+        if bool(draft.new.get("suspended", False)) != suspended:
+            draft.new["suspended"] = suspended
+            msg = "spec.suspend is true: samplers scaled to zero, Jobs suspended" if suspended else "resumed"
+            draft.condition("Suspended", suspended, "Suspended" if suspended else "Resumed", msg)
+
+        if draft.phase == "Pending":
+            draft.transition("Sampling", "spec accepted; starting the reference sampler")
+        if draft.phase == "Sampling":
+            await self._sampling(ctx, draft, suspended)
+        elif draft.phase == "Training":
+            await self._training(ctx, draft, suspended)
+        elif draft.phase == "Evaluating":
+            await self._evaluating(ctx, draft, suspended)
+
+    # ----------------------------------------------------------------------------------------
+    async def _sampling(self, ctx: JobContext, draft: StatusDraft, suspended: bool) -> None:
+        ready = await self._sampler(ctx, draft, "reference", suspended)
+        if not ready and not await self._exists(JOBS, ctx, ctx.names.sample_job):
+            return
+        job = await self._job(ctx, draft, sample_job(ctx), suspended)
+        state, reason, message = job_state(job)
+        if state == "Failed":
+            raise Failure("SamplingFailed", f"Job {ctx.names.sample_job}: {reason}: {message}")
+        if state == "Succeeded":
+            draft.condition("ReferenceSampled", True, "SamplingJobComplete",
+                            f"reference samples and stats in {ctx.artifact('reference/')}")
+            draft.new["artifacts"].update(artifacts(ctx.storage_uri, sampled=True))
+            # Training needs the GPUs the sampler holds.
+            await self._scale(ctx.namespace, ctx.names.sampler("reference"), 0)
+            draft.condition("SamplersReady", False, "ScaledDown", "reference sampler scaled to zero for training")
+            draft.transition("Training", "reference sampling complete")
+            await self._training(ctx, draft, suspended)
+
+    async def _training(self, ctx: JobContext, draft: StatusDraft, suspended: bool) -> None:
+        await self._scale(ctx.namespace, ctx.names.sampler("reference"), 0)
+        res = self.backend.resource
+        obj = await self.client.get(res, ctx.namespace, ctx.names.train)
+        if obj is None:
+            manifest = self.backend.manifest(ctx, suspend=suspended)
+            await self.client.create(res, ctx.namespace, manifest)
+            draft.new["children"]["training"] = f"{res.kind}/{ctx.names.train}"
+            draft.events.append(("Normal", "Created", f"{res.kind} {ctx.names.train}"))
+            return
+        patch = self.backend.suspend_patch(obj, suspended)
+        if patch:
+            await self.client.patch(res, ctx.namespace, ctx.names.train, patch)
+        st = self.backend.state(obj)
+        if st.state == "Failed":
+            raise Failure("TrainingFailed", f"{res.kind} {ctx.names.train}: {st.reason}: {st.message}")
+        if st.state == "Succeeded":
+            draft.condition("Trained", True, "TrainingSucceeded", f"pruned model in {ctx.artifact('train/model/')}")
+            draft.new["artifacts"].update(artifacts(ctx.storage_uri, sampled=True, trained=True))
+            draft.transition("Evaluating", "training complete; starting the pruned-model sampler")
+            await self._evaluating(ctx, draft, suspended)
+        else:
+            draft.condition("Trained", False, st.reason or st.state, st.message or f"{res.kind} is {st.state}")
+
+    async def _evaluating(self, ctx: JobContext, draft: StatusDraft, suspended: bool) -> None:
+        ready = await self._sampler(ctx, draft, "pruned", suspended)
+        if not ready and not await self._exists(JOBS, ctx, ctx.names.eval_job):
+            return
+        job = await self._job(ctx, draft, eval_job(ctx), suspended)
+        state, reason, message = job_state(job)
+        if state == "Failed":
+            raise Failure("EvaluationFailed", f"Job {ctx.names.eval_job}: {reason}: {message}")
+        if state != "Succeeded":
+            return
+        results = await self._results(ctx)
+        await self._scale(ctx.namespace, ctx.names.sampler("pruned"), 0)
+        draft.condition("SamplersReady", False, "ScaledDown", "samplers scaled to zero")
+        if results:
+            draft.new["results"] = results
+            draft.new["summary"] = dict(results.get("average") or {})
+            draft.condition("Evaluated", True, "EvaluationComplete", _summary_text(draft.new["summary"]))
+        else:
+            draft.condition("Evaluated", True, "NoResults",
+                            f"the evaluate container reported no results; see {ctx.artifact('report/')}")
+        draft.new["artifacts"].update(artifacts(ctx.storage_uri, sampled=True, trained=True, evaluated=True))
+        draft.condition("Ready", True, "Succeeded", "pruned model evaluated")
+        draft.transition("Succeeded", "evaluation complete")
+
+    # ----------------------------------------------------------------------------------------
+    async def _exists(self, res: Any, ctx: JobContext, name: str) -> bool:
+        return await self.client.get(res, ctx.namespace, name) is not None
+
+    async def _ensure(self, res: Any, manifest: dict[str, Any], draft: StatusDraft) -> dict[str, Any]:
+        ns, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
+        obj = await self.client.get(res, ns, name)
+        if obj is None:
+            created = await self.client.create(res, ns, manifest)
+            if created:
+                draft.events.append(("Normal", "Created", f"{manifest['kind']} {name}"))
+            obj = await self.client.get(res, ns, name) or manifest
+        return obj
+
+    async def _scale(self, namespace: str, name: str, replicas: int) -> None:
+        dep = await self.client.get(DEPLOYMENTS, namespace, name)
+        if dep is not None and (dep.get("spec") or {}).get("replicas") != replicas:
+            await self.client.patch(DEPLOYMENTS, namespace, name, {"spec": {"replicas": replicas}})
+
+    async def _sampler(self, ctx: JobContext, draft: StatusDraft, role: str, suspended: bool) -> bool:
+        """Ensure the sampler Deployment + Service; True when it serves. Raises on crash loops."""
+        want = 0 if suspended else ctx.spec.sampling.sampler.replicas
+        dep = await self._ensure(DEPLOYMENTS, sampler_deployment(ctx, role, replicas=want), draft)
+        await self._ensure(SERVICES, sampler_service(ctx, role), draft)
+        draft.new["children"][f"sampler-{role}"] = f"Deployment/{ctx.names.sampler(role)}"
+        if (dep.get("spec") or {}).get("replicas") != want:
+            await self.client.patch(DEPLOYMENTS, ctx.namespace, ctx.names.sampler(role), {"spec": {"replicas": want}})
+            return False
+        await self._check_sampler_health(ctx, role, dep)
+        st = dep.get("status") or {}
+        ready = not suspended and int(st.get("readyReplicas") or 0) >= 1
+        if ready:
+            draft.condition("SamplersReady", True, "SamplerReady",
+                            f"{role} sampler serves {ctx.service_url(role)}")
+        else:
+            why = _deployment_problem(dep) or f"waiting for the {role} sampler to pass /health"
+            draft.condition("SamplersReady", False, "Suspended" if suspended else "SamplerStarting", why)
+        return ready
+
+    async def _check_sampler_health(self, ctx: JobContext, role: str, dep: dict[str, Any]) -> None:
+        for cond in (dep.get("status") or {}).get("conditions") or []:
+            if cond.get("type") == "Progressing" and cond.get("reason") == "ProgressDeadlineExceeded":
+                raise Failure("SamplerFailed", f"Deployment {ctx.names.sampler(role)}: {cond.get('message', '')}")
+        selector = f"{LABEL_JOB}={ctx.name},{LABEL_COMPONENT}={sampler_component(role)}"
+        for pod in await self._pods(ctx, selector):
+            problem = pod_problem(pod, self.config.crashloop_restarts)
+            if problem:
+                raise Failure("SamplerFailed", f"{role} sampler pod {pod['metadata'].get('name')}: {problem}")
+
+    async def _pods(self, ctx: JobContext, selector: str) -> list[dict[str, Any]]:
+        wanted = dict(part.split("=", 1) for part in selector.split(","))
+        pods = await self.client.list(PODS, ctx.namespace, selector)
+        return [p for p in pods
+                if all(((p.get("metadata") or {}).get("labels") or {}).get(k) == v for k, v in wanted.items())]
+
+    async def _job(self, ctx: JobContext, draft: StatusDraft, manifest: dict[str, Any],
+                   suspended: bool) -> dict[str, Any]:
+        job = await self._ensure(JOBS, manifest, draft)
+        name = manifest["metadata"]["name"]
+        draft.new["children"][manifest["spec"]["template"]["metadata"]["labels"][LABEL_COMPONENT]] = f"Job/{name}"
+        if bool((job.get("spec") or {}).get("suspend", False)) != suspended:
+            await self.client.patch(JOBS, ctx.namespace, name, {"spec": {"suspend": suspended}})
+        return job
+
+    async def _results(self, ctx: JobContext) -> dict[str, Any] | None:
+        pods = await self._pods(ctx, f"{LABEL_JOB}={ctx.name},{LABEL_COMPONENT}=evaluate")
+        messages = []
+        for pod in pods:
+            for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+                term = (cs.get("state") or {}).get("terminated") or {}
+                if term.get("exitCode") == 0 and term.get("message"):
+                    messages.append((term.get("finishedAt") or "", term["message"]))
+        for _, message in sorted(messages, reverse=True):
+            parsed = parse_results(message)
+            if parsed:
+                return parsed
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+def job_state(job: dict[str, Any]) -> tuple[str, str, str]:
+    """(Succeeded | Failed | Running, reason, message) of a batch/v1 Job."""
+    status = job.get("status") or {}
+    for cond in status.get("conditions") or []:
+        if cond.get("status") != "True":
+            continue
+        if cond.get("type") == "Failed":
+            return "Failed", str(cond.get("reason", "Failed")), str(cond.get("message", ""))
+        if cond.get("type") == "Complete":
+            return "Succeeded", "Complete", ""
+    if int(status.get("succeeded") or 0) >= 1:
+        return "Succeeded", "Complete", ""
+    return "Running", "", ""
+
+
+def pod_problem(pod: dict[str, Any], crashloop_restarts: int) -> str | None:
+    """A reason to give up on a pod (crash loop, unusable image), or None."""
+    status = pod.get("status") or {}
+    for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+        waiting = (cs.get("state") or {}).get("waiting") or {}
+        reason = waiting.get("reason")
+        restarts = int(cs.get("restartCount") or 0)
+        last = ((cs.get("lastState") or {}).get("terminated") or {})
+        detail = f" (last exit {last.get('exitCode')}: {last.get('reason', '')})" if last else ""
+        if reason == "CrashLoopBackOff" and restarts >= crashloop_restarts:
+            return f"container {cs.get('name')} CrashLoopBackOff after {restarts} restarts{detail}"
+        if reason in ("InvalidImageName", "ErrImageNeverPull"):
+            return f"container {cs.get('name')}: {reason}: {waiting.get('message', '')}"
+    return None
+
+
+def _deployment_problem(dep: dict[str, Any]) -> str | None:
+    for cond in (dep.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "ReplicaFailure" and cond.get("status") == "True":
+            return f"{cond.get('reason', '')}: {cond.get('message', '')}"
+    return None
+
+
+def _summary_text(summary: dict[str, Any]) -> str:
+    parts = [f"{k}={summary[k]:.4g}" for k in ("baseAccuracy", "prunedAccuracy", "lengthReduction", "aes")
+             if isinstance(summary.get(k), (int, float))]
+    return ", ".join(parts) or "evaluated"

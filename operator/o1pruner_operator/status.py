@@ -1,0 +1,130 @@
+"""Status helpers (pure): conditions, artifacts, results from the eval container's message."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from typing import Any
+
+TERMINAL = ("Succeeded", "Failed")
+CONDITION_TYPES = ("SamplersReady", "ReferenceSampled", "Trained", "Evaluated", "Ready", "Failed", "Suspended")
+RESULT_KEYS = ("baseAccuracy", "prunedAccuracy", "baseLength", "prunedLength", "lengthReduction", "aes")
+_ALIASES = {
+    "base_accuracy": "baseAccuracy", "pruned_accuracy": "prunedAccuracy", "base_length": "baseLength",
+    "pruned_length": "prunedLength", "length_reduction": "lengthReduction", "AES": "aes",
+}
+
+
+def now_iso(now: dt.datetime | None = None) -> str:
+    now = now or dt.datetime.now(dt.timezone.utc)
+    return now.replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def parse_time(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    try:
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def set_condition(conditions: list[dict[str, Any]], type_: str, status: bool | str, reason: str,
+                  message: str, generation: int | None, now: str) -> list[dict[str, Any]]:
+    """A new list with ``type_`` set; lastTransitionTime moves only when the status changes."""
+    status_s = status if isinstance(status, str) else ("True" if status else "False")
+    out = [dict(c) for c in conditions if c.get("type") != type_]
+    old = next((c for c in conditions if c.get("type") == type_), None)
+    cond = {
+        "type": type_,
+        "status": status_s,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": old["lastTransitionTime"] if old and old.get("status") == status_s
+        and old.get("lastTransitionTime") else now,
+    }
+    if generation is not None:
+        cond["observedGeneration"] = generation
+    out.append(cond)
+    order = {t: i for i, t in enumerate(CONDITION_TYPES)}
+    out.sort(key=lambda c: order.get(c["type"], len(order)))
+    return out
+
+
+def get_condition(conditions: list[dict[str, Any]], type_: str) -> dict[str, Any] | None:
+    return next((c for c in conditions or [] if c.get("type") == type_), None)
+
+
+def artifacts(storage_uri: str, *, sampled: bool = False, trained: bool = False,
+              evaluated: bool = False) -> dict[str, str]:
+    base = storage_uri.rstrip("/")
+    out: dict[str, str] = {"storage": base}
+    if sampled:
+        out["referenceStats"] = f"{base}/reference/stats.jsonl"
+        out["referenceSamples"] = f"{base}/reference/samples.jsonl"
+        out["baseEval"] = f"{base}/eval/base/summary.json"
+    if trained:
+        out["checkpoints"] = f"{base}/train/checkpoints/"
+        out["model"] = f"{base}/train/model/"
+    if evaluated:
+        out["prunedEval"] = f"{base}/eval/pruned/summary.json"
+        out["report"] = f"{base}/report/report.json"
+    return out
+
+
+def _number(value: Any) -> float | None:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _metrics(raw: Any) -> dict[str, float]:
+    out: dict[str, float] = {}
+    if not isinstance(raw, dict):
+        return out
+    for key, value in raw.items():
+        key = _ALIASES.get(key, key)
+        if key in RESULT_KEYS and (num := _number(value)) is not None:
+            out[key] = round(num, 6)
+    if "lengthReduction" not in out and out.get("baseLength") and "prunedLength" in out:
+        out["lengthReduction"] = round(1.0 - out["prunedLength"] / out["baseLength"], 6)
+    return out
+
+
+def parse_results(message: str | None) -> dict[str, Any] | None:
+    """Tolerant reading of the eval container's termination message.
+
+    Accepts ``{"datasets": {name: {...}}, "average": {...}}``, a bare ``{name: {...}}`` map,
+    snake_case keys, and text before the JSON (log fallback). Returns None when nothing usable.
+    """
+    if not message:
+        return None
+    text = message.strip()
+    start = text.find("{")
+    if start < 0:
+        return None
+    try:
+        doc = json.loads(text[start:])
+    except json.JSONDecodeError:
+        try:  # log fallback: the last line may be the JSON
+            doc = json.loads(text.splitlines()[-1])
+        except (json.JSONDecodeError, IndexError):
+            return None
+    if not isinstance(doc, dict):
+        return None
+    raw_sets = doc.get("datasets") if isinstance(doc.get("datasets"), dict) else {
+        k: v for k, v in doc.items() if k not in ("average", "summary") and isinstance(v, dict)
+    }
+    datasets = {str(name): m for name, vals in raw_sets.items() if (m := _metrics(vals))}
+    average = _metrics(doc.get("average") or doc.get("summary"))
+    if not average and datasets:
+        for key in RESULT_KEYS:
+            vals = [m[key] for m in datasets.values() if key in m]
+            if vals:
+                average[key] = round(sum(vals) / len(vals), 6)
+    if not datasets and not average:
+        return None
+    return {"datasets": datasets, "average": average}

@@ -1,0 +1,412 @@
+"""The PruningJob CustomResourceDefinition, generated from the spec model (``o1pruner crd``).
+
+The pydantic JSON schema of :class:`~o1pruner.spec.PruningJobSpec` is turned into a
+*structural* OpenAPI v3 schema (what ``apiextensions.k8s.io/v1`` demands):
+
+* ``$ref``/``$defs`` are inlined; ``anyOf [X, null]`` (optional fields) becomes ``X``;
+* ``str | int`` quantities become ``x-kubernetes-int-or-string`` with the quantity pattern;
+* ``exclusiveMinimum: x`` (JSON Schema 2020) becomes ``minimum: x, exclusiveMinimum: true``;
+* defaults from ``default_factory`` are materialised (nested objects default to ``{}`` so the
+  API server fills their own defaults);
+* lists, maps and strings get size bounds, so CEL cost estimation stays under budget;
+* cross-field rules of the pydantic validators are restated as CEL ``x-kubernetes-validations``
+  and every field but ``spec.suspend`` is immutable (``self == oldSelf``).
+
+The pydantic model stays the final authority: the operator validates every object again and
+moves a job that the schema let through but the model rejects to ``Failed``.
+"""
+
+from __future__ import annotations
+
+import copy
+import typing
+from typing import Any
+
+import yaml
+from pydantic import BaseModel
+
+from o1pruner.spec import GROUP, KIND, PLURAL, SHORT_NAMES, SINGULAR, VERSION, PruningJobSpec
+
+CRD_NAME = f"{PLURAL}.{GROUP}"
+# controller-gen's pattern for resource.Quantity.
+QUANTITY_PATTERN = (
+    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|"
+    r"([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
+MAX_ITEMS = 64
+MAX_PROPERTIES = 64
+MAX_STRING = 4096
+LONG_STRINGS = {("prompt", "system"), ("prompt", "template")}
+MAX_LONG_STRING = 65536
+#: Job names are short: children append suffixes (``-sampler-reference``) and Services need
+#: DNS-1035 labels (a letter first, at most 63 characters).
+MAX_JOB_NAME = 40
+
+IMMUTABLE_MESSAGE = "is immutable while the job exists (only spec.suspend may change); create a new PruningJob"
+MUTABLE_SPEC_FIELDS = {"suspend"}
+
+
+def _gpu_rule(count_field: str, what: str) -> dict[str, str]:
+    gpu = "self.resources.limits['nvidia.com/gpu']"
+    return {
+        "rule": (
+            "!has(self.resources) || !has(self.resources.limits) || "
+            f"!('nvidia.com/gpu' in self.resources.limits) || int(string({gpu})) == 0 || "
+            f"self.{count_field} <= int(string({gpu}))"
+        ),
+        "message": f"{count_field} exceeds the GPUs in resources.limits (nvidia.com/gpu) {what}",
+        "fieldPath": f".{count_field}",
+    }
+
+
+#: CEL restatements of the model's cross-field validators, by path below ``spec``.
+CEL_RULES: dict[tuple[str, ...], list[dict[str, str]]] = {
+    ("datasets",): [
+        {
+            "rule": "self.eval.all(a, self.eval.exists_one(b, b.name == a.name))",
+            "message": "eval dataset names must be unique",
+            "fieldPath": ".eval",
+        }
+    ],
+    ("datasets", "train"): [
+        {
+            "rule": "!has(self.generator) || self.source == 'builtin:arithmetic'",
+            "message": "generator is only valid with source builtin:arithmetic",
+            "fieldPath": ".generator",
+        }
+    ],
+    ("datasets", "eval", "[]"): [
+        {
+            "rule": "!has(self.generator) || self.source == 'builtin:arithmetic'",
+            "message": "generator is only valid with source builtin:arithmetic",
+            "fieldPath": ".generator",
+        }
+    ],
+    ("datasets", "train", "generator"): [
+        {"rule": "self.minSteps <= self.maxSteps", "message": "minSteps must be <= maxSteps"}
+    ],
+    ("datasets", "eval", "[]", "generator"): [
+        {"rule": "self.minSteps <= self.maxSteps", "message": "minSteps must be <= maxSteps"}
+    ],
+    ("prompt",): [
+        {
+            "rule": "self.template.contains('{problem}')",
+            "message": "template must contain the placeholder {problem}",
+            "fieldPath": ".template",
+        }
+    ],
+    ("sampling",): [
+        {
+            "rule": "self.samplesPerProblem <= self.k",
+            "message": "samplesPerProblem must be <= k",
+            "fieldPath": ".samplesPerProblem",
+        }
+    ],
+    ("sampling", "sampler"): [_gpu_rule("tensorParallelSize", "of the sampler")],
+    ("training",): [
+        {
+            "rule": "self.batchSize % self.microBatchSize == 0",
+            "message": "batchSize must be a multiple of microBatchSize",
+            "fieldPath": ".batchSize",
+        },
+        {
+            "rule": "self.rewardClipMin < self.rewardClipMax",
+            "message": "rewardClipMin must be < rewardClipMax",
+            "fieldPath": ".rewardClipMin",
+        },
+    ],
+    ("training", "trainable"): [
+        {
+            "rule": "self.mode != 'freeze-first' || self.freezeFirstN >= 1",
+            "message": "mode freeze-first needs freezeFirstN >= 1",
+            "fieldPath": ".freezeFirstN",
+        },
+        {
+            "rule": "self.mode == 'freeze-first' || self.freezeFirstN == 0",
+            "message": "freezeFirstN is only valid with mode freeze-first",
+            "fieldPath": ".freezeFirstN",
+        },
+        {
+            "rule": "self.mode == 'lora' || !has(self.lora)",
+            "message": "lora is only valid with mode lora",
+            "fieldPath": ".lora",
+        },
+    ],
+    ("training", "trainer"): [_gpu_rule("nprocPerNode", "per node")],
+}
+
+ROOT_RULES = [
+    {
+        "rule": f"size(self.metadata.name) <= {MAX_JOB_NAME}",
+        "message": f"metadata.name must be at most {MAX_JOB_NAME} characters (child objects append suffixes)",
+    },
+    {
+        "rule": "self.metadata.name.matches('^[a-z]')",
+        "message": "metadata.name must start with a letter (the sampler Service name is a DNS-1035 label)",
+    },
+]
+
+STATUS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "Observed state, written by the operator only.",
+    "x-kubernetes-preserve-unknown-fields": True,
+    "properties": {
+        "phase": {
+            "type": "string",
+            "enum": ["Pending", "Sampling", "Training", "Evaluating", "Succeeded", "Failed"],
+        },
+        "message": {"type": "string"},
+        "observedGeneration": {"type": "integer", "format": "int64"},
+        "suspended": {"type": "boolean"},
+        "startTime": {"type": "string", "format": "date-time"},
+        "phaseStartTime": {"type": "string", "format": "date-time"},
+        "completionTime": {"type": "string", "format": "date-time"},
+        "conditions": {
+            "type": "array",
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["type"],
+            "items": {
+                "type": "object",
+                "required": ["type", "status"],
+                "properties": {
+                    "type": {"type": "string"},
+                    "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
+                    "reason": {"type": "string"},
+                    "message": {"type": "string"},
+                    "lastTransitionTime": {"type": "string", "format": "date-time"},
+                    "observedGeneration": {"type": "integer", "format": "int64"},
+                },
+            },
+        },
+        "artifacts": {
+            "type": "object",
+            "description": "S3 URIs of what the phases produced.",
+            "additionalProperties": {"type": "string"},
+        },
+        "children": {"type": "object", "additionalProperties": {"type": "string"}},
+        "summary": {
+            "type": "object",
+            "description": "Averages over the eval sets (printer columns).",
+            "properties": {
+                "baseAccuracy": {"type": "number"},
+                "prunedAccuracy": {"type": "number"},
+                "baseLength": {"type": "number"},
+                "prunedLength": {"type": "number"},
+                "lengthReduction": {"type": "number"},
+                "aes": {"type": "number"},
+            },
+        },
+        "results": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+    },
+}
+
+PRINTER_COLUMNS = [
+    {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+    {"name": "Base Acc", "type": "number", "jsonPath": ".status.summary.baseAccuracy"},
+    {"name": "Pruned Acc", "type": "number", "jsonPath": ".status.summary.prunedAccuracy"},
+    {"name": "Len Red", "type": "number", "jsonPath": ".status.summary.lengthReduction",
+     "description": "Relative reduction of the mean solution length, base to pruned."},
+    {"name": "AES", "type": "number", "jsonPath": ".status.summary.aes"},
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+]
+
+
+# --------------------------------------------------------------------------------------------
+# pydantic JSON schema -> structural schema
+# --------------------------------------------------------------------------------------------
+
+def _models_of(annotation: Any) -> list[type[BaseModel]]:
+    """Model classes inside an annotation (``X``, ``X | None``, ``list[X]``)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    out: list[type[BaseModel]] = []
+    for arg in typing.get_args(annotation):
+        out += _models_of(arg)
+    return out
+
+
+def _all_models(root: type[BaseModel]) -> dict[str, type[BaseModel]]:
+    seen: dict[str, type[BaseModel]] = {}
+    todo = [root]
+    while todo:
+        cls = todo.pop()
+        if cls.__name__ in seen:
+            continue
+        seen[cls.__name__] = cls
+        for field in cls.model_fields.values():
+            todo += _models_of(field.annotation)
+    return seen
+
+
+def _factory_defaults(defs: dict[str, Any], models: dict[str, type[BaseModel]]) -> None:
+    """Write the ``default_factory`` values pydantic leaves out of its schema."""
+    for cls_name, cls in models.items():
+        node = defs.get(cls_name)
+        if node is None:
+            continue
+        for name, field in cls.model_fields.items():
+            if field.default_factory is None:
+                continue
+            prop = node["properties"][field.alias or name]
+            value = field.default_factory()  # type: ignore[call-arg]
+            if isinstance(value, BaseModel):
+                # The class itself as factory: {} lets the API server apply nested defaults.
+                prop["default"] = {} if field.default_factory is type(value) else value.to_wire()
+            elif value:  # non-empty list/dict; empty ones are the same as absent
+                prop["default"] = value
+
+
+def _structural(node: Any, defs: dict[str, Any], path: tuple[str, ...]) -> Any:
+    if isinstance(node, list):
+        return [_structural(n, defs, path) for n in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        target = copy.deepcopy(defs[node["$ref"].rsplit("/", 1)[-1]])
+        extra = {k: v for k, v in node.items() if k != "$ref"}
+        target.update(extra)
+        return _structural(target, defs, path)
+    node = dict(node)
+    if "anyOf" in node:
+        branches = [b for b in node["anyOf"] if b.get("type") != "null"]
+        types = sorted(b.get("type", "") for b in branches)
+        rest = {k: v for k, v in node.items() if k != "anyOf"}
+        if rest.get("default", 0) is None:
+            rest.pop("default")
+        if types == ["integer", "string"]:
+            node = {
+                **rest,
+                "anyOf": [{"type": "integer"}, {"type": "string"}],
+                "pattern": QUANTITY_PATTERN,
+                "x-kubernetes-int-or-string": True,
+            }
+            node.pop("title", None)
+            return node
+        if len(branches) == 1:
+            merged = dict(branches[0])
+            merged.update(rest)
+            return _structural(merged, defs, path)
+        raise ValueError(f"spec.{'.'.join(path)}: unions other than X|None and str|int have no structural form")
+    node.pop("title", None)
+    if "const" in node:
+        node["enum"] = [node.pop("const")]
+    if "exclusiveMinimum" in node:
+        node["minimum"] = node.pop("exclusiveMinimum")
+        node["exclusiveMinimum"] = True
+    if "exclusiveMaximum" in node:
+        node["maximum"] = node.pop("exclusiveMaximum")
+        node["exclusiveMaximum"] = True
+    if node.get("additionalProperties") is False:
+        node.pop("additionalProperties")
+    typ = node.get("type")
+    if typ == "object" and "properties" in node:
+        node["properties"] = {
+            key: _structural(val, defs, path + (key,)) for key, val in node["properties"].items()
+        }
+    elif typ == "object":
+        node.setdefault("maxProperties", MAX_PROPERTIES)
+        if isinstance(node.get("additionalProperties"), dict):
+            node["additionalProperties"] = _structural(node["additionalProperties"], defs, path + ("*",))
+    elif typ == "array":
+        node.setdefault("maxItems", MAX_ITEMS)
+        node["items"] = _structural(node["items"], defs, path + ("[]",))
+    elif typ == "string" and "enum" not in node:
+        node.setdefault("maxLength", MAX_LONG_STRING if path in LONG_STRINGS else MAX_STRING)
+    rules = CEL_RULES.get(path)
+    if rules:
+        node["x-kubernetes-validations"] = copy.deepcopy(rules)
+    return node
+
+
+def spec_schema() -> dict[str, Any]:
+    """The structural OpenAPI v3 schema of ``spec``."""
+    raw = PruningJobSpec.model_json_schema(by_alias=True, mode="validation")
+    defs = raw.pop("$defs", {})
+    _factory_defaults(defs, _all_models(PruningJobSpec))
+    raw = dict(raw)
+    raw["properties"] = dict(raw["properties"])
+    root_node = {"type": "object", "properties": raw["properties"], "required": raw.get("required", [])}
+    models = _all_models(PruningJobSpec)
+    # The root's own factory defaults (sampling, training, ...).
+    _factory_defaults({"PruningJobSpec": root_node}, {"PruningJobSpec": models["PruningJobSpec"]})
+    out = _structural(root_node, defs, ())
+    out["description"] = (PruningJobSpec.__doc__ or "").strip().strip("`") or "PruningJob spec"
+    for key, prop in out["properties"].items():
+        if key in MUTABLE_SPEC_FIELDS:
+            continue
+        prop.setdefault("x-kubernetes-validations", []).append(
+            {"rule": "self == oldSelf", "message": f"spec.{key} {IMMUTABLE_MESSAGE}"}
+        )
+    return out
+
+
+def build_crd() -> dict[str, Any]:
+    """The ``apiextensions.k8s.io/v1`` CustomResourceDefinition of PruningJob."""
+    schema = {
+        "type": "object",
+        "description": "A Length-Harmonizing Fine-Tuning run (O1-Pruner, arXiv 2501.12570).",
+        "required": ["spec"],
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+            "spec": spec_schema(),
+            "status": copy.deepcopy(STATUS_SCHEMA),
+        },
+        "x-kubernetes-validations": copy.deepcopy(ROOT_RULES),
+    }
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": CRD_NAME,
+            "labels": {"app.kubernetes.io/name": "o1pruner", "app.kubernetes.io/part-of": "o1pruner"},
+            "annotations": {"o1pruner.dev/generated-by": "o1pruner crd (from o1pruner.spec)"},
+        },
+        "spec": {
+            "group": GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": KIND,
+                "listKind": f"{KIND}List",
+                "plural": PLURAL,
+                "singular": SINGULAR,
+                "shortNames": list(SHORT_NAMES),
+                "categories": ["o1pruner"],
+            },
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": copy.deepcopy(PRINTER_COLUMNS),
+                    "schema": {"openAPIV3Schema": schema},
+                }
+            ],
+        },
+    }
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _str_presenter(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
+    style = "|" if "\n" in data else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+_Dumper.add_representer(str, _str_presenter)
+
+
+def crd_yaml() -> str:
+    """The CRD as YAML (what ``o1pruner crd`` prints and ``crds/`` holds)."""
+    header = (
+        "# Generated by `o1pruner crd` from trainer_image/o1pruner/spec.py. Do not edit by hand:\n"
+        "# regenerate with `o1pruner crd > crds/pruningjobs.o1pruner.dev.yaml`.\n"
+    )
+    return header + yaml.dump(build_crd(), Dumper=_Dumper, sort_keys=False, width=100)
+
+
+__all__ = ["build_crd", "crd_yaml", "spec_schema", "CRD_NAME"]
