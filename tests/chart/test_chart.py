@@ -320,3 +320,44 @@ def test_pod_monitors_select_the_operators_pods(rendered):
     r = rendered["monitoring-on"]
     sampler = r.get("PodMonitor", f"{FULLNAME}-sampler")
     assert sampler["spec"]["podMetricsEndpoints"][0]["port"] == "http"
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian prometheus) not installed")
+def test_alerts_fire_when_they_should(rendered, tmp_path):
+    """`promtool test rules` on the rendered alerts: a failed job; a stuck training job fires while a
+    finished one (pruned model evaluated, stale pushed timestamp) does not."""
+    rule = rendered["monitoring-on"].get("PrometheusRule", FULLNAME)
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
+    tests = {
+        "rule_files": ["rules.yaml"],
+        "evaluation_interval": "1m",
+        "tests": [{
+            "interval": "1m",
+            "input_series": [
+                {"series": 'o1pruner_operator_jobs{phase="Failed"}', "values": "0 0 1x60"},
+                {"series": 'o1pruner_operator_jobs{phase="Training"}', "values": "1x60"},
+                {"series": 'o1pruner_train_last_step_timestamp_seconds{pruningjob="stuck"}', "values": "0x60"},
+                {"series": 'o1pruner_train_last_step_timestamp_seconds{pruningjob="done"}', "values": "0x60"},
+                {"series": 'o1pruner_eval_accuracy{pruningjob="done",model="pruned",dataset="d"}', "values": "0.5x60"},
+            ],
+            "alert_rule_test": [
+                {"eval_time": "1m", "alertname": "O1PrunerJobFailed", "exp_alerts": []},
+                {"eval_time": "5m", "alertname": "O1PrunerJobFailed", "exp_alerts": [{
+                    "exp_labels": {"severity": "warning", "team": "ml"},
+                    "exp_annotations": {
+                        "summary": "A PruningJob failed",
+                        "description": "1 PruningJob(s) are in phase Failed; see kubectl get pruningjobs -A and the job status message."},
+                }]},
+                {"eval_time": "20m", "alertname": "O1PrunerNoTrainingProgress", "exp_alerts": []},
+                {"eval_time": "45m", "alertname": "O1PrunerNoTrainingProgress", "exp_alerts": [{
+                    "exp_labels": {"severity": "warning", "team": "ml", "pruningjob": "stuck"},
+                    "exp_annotations": {
+                        "summary": "A PruningJob is training but makes no progress",
+                        "description": "PruningJob stuck has made no optimizer step for more than 1800 s while jobs are in phase Training."},
+                }]},
+            ],
+        }],
+    }
+    (tmp_path / "tests.yaml").write_text(yaml.safe_dump(tests, sort_keys=False))
+    out = subprocess.run(["promtool", "test", "rules", "tests.yaml"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
