@@ -361,3 +361,57 @@ def test_alerts_fire_when_they_should(rendered, tmp_path):
     (tmp_path / "tests.yaml").write_text(yaml.safe_dump(tests, sort_keys=False))
     out = subprocess.run(["promtool", "test", "rules", "tests.yaml"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def _operator_children():
+    """Pod templates the operator builds for the example PruningJob (workers=1 for a Worker replica)."""
+    common = pytest.importorskip("o1pruner_operator.manifests.common", reason="operator package not importable")
+    jobs = pytest.importorskip("o1pruner_operator.manifests.jobs")
+    ptj = pytest.importorskip("o1pruner_operator.manifests.pytorchjob")
+    sampler = pytest.importorskip("o1pruner_operator.manifests.sampler")
+    from o1pruner.spec import load_job
+
+    job = load_job(ROOT / "examples" / "pruningjob.yaml")
+    spec = job.spec.model_copy(deep=True)
+    spec.training.trainer.workers = 1
+    ctx = common.JobContext(name=job.metadata.name, namespace="default", uid="uid-1", spec=spec)
+    samplers = [sampler.sampler_deployment(ctx, role)["spec"]["template"] for role in ("reference", "pruned")]
+    pipeline = [jobs.sample_job(ctx)["spec"]["template"], jobs.eval_job(ctx)["spec"]["template"],
+                *(r["template"] for r in ptj.pytorch_job(ctx)["spec"]["pytorchReplicaSpecs"].values())]
+    return samplers, pipeline
+
+
+def _selected(pod_template: dict, selector: dict) -> bool:
+    labels = pod_template["metadata"]["labels"]
+    for expr in selector.get("matchExpressions", []):
+        if expr["operator"] == "In" and labels.get(expr["key"]) not in expr["values"]:
+            return False
+        if expr["operator"] == "Exists" and expr["key"] not in labels:
+            return False
+    return all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
+
+
+def _port_names(pod_template: dict) -> set[str]:
+    return {p.get("name") for c in pod_template["spec"]["containers"] for p in c.get("ports", [])}
+
+
+def test_pod_monitors_select_every_operator_child(rendered):
+    """The PodMonitors' selectors match the pods the operator really builds (and nothing crosses over)."""
+    samplers, pipeline = _operator_children()
+    r = rendered["monitoring-on"]
+    sm = r.get("PodMonitor", f"{FULLNAME}-sampler")["spec"]
+    pm = r.get("PodMonitor", f"{FULLNAME}-pipeline")["spec"]
+    for pod in samplers:
+        assert _selected(pod, sm["selector"]) and not _selected(pod, pm["selector"]), pod["metadata"]["labels"]
+        assert sm["podMetricsEndpoints"][0]["port"] in _port_names(pod)
+    for pod in pipeline:
+        assert _selected(pod, pm["selector"]) and not _selected(pod, sm["selector"]), pod["metadata"]["labels"]
+
+
+@pytest.mark.xfail(reason="operator: sample/evaluate/train containers declare no container port named 'metrics' "
+                          "(spec.metrics.port); the pipeline PodMonitor scrapes by port name", strict=False)
+def test_pipeline_pods_declare_the_metrics_port(rendered):
+    _, pipeline = _operator_children()
+    port = rendered["monitoring-on"].get("PodMonitor", f"{FULLNAME}-pipeline")["spec"]["podMetricsEndpoints"][0]["port"]
+    for pod in pipeline:
+        assert port in _port_names(pod), pod["metadata"]["labels"]
