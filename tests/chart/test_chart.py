@@ -7,7 +7,6 @@ import json
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import jsonschema
 import pytest
@@ -49,7 +48,7 @@ def test_default_values_satisfy_the_schema():
     for name, values in VALUE_SETS.items():
         if values:
             merged = _merge(yaml.safe_load((CHART / "values.yaml").read_text()), values)
-            jsonschema.validate(merged, schema), name
+            jsonschema.validate(merged, schema)
 
 
 def _merge(base: dict, over: dict) -> dict:
