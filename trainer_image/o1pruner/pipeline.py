@@ -219,8 +219,8 @@ def phase_train(ctx: Context, max_steps: int | None = None) -> dict:
         "checkpoints": ctx.store.uri(tr.CHECKPOINTS),
         "final_loss": result.history[-1]["loss"] if result.history else None,
     }
+    outputs["model"] = tr.save_model(result.model, tokenizer, ctx.store, PRUNED_MODEL, engine=result.engine, rank=rank)
     if rank == 0:
-        outputs["model"] = tr.save_model(model, tokenizer, ctx.store, PRUNED_MODEL)
         ctx.manifest.mark_done("train", outputs)
     return outputs
 

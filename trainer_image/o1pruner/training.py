@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from o1pruner.engines import DeepSpeedEngine, make_engine, rng_state, set_rng_state
 from o1pruner.logprobs import sequence_logprobs
 from o1pruner.loss import dpo_loss, o1_pruner_loss, sft_loss
 from o1pruner.prompts import build_messages
@@ -224,20 +225,6 @@ def padding_waste(groups: list[list[int]], units: list[Unit]) -> float:
 
 
 # --------------------------------------------------------------------------- checkpoints
-def _rng_state() -> dict:
-    state = {"python": random.getstate(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
 def trainable_state(model) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous() for k, v in model.named_parameters() if v.requires_grad}
 
@@ -252,46 +239,45 @@ def latest_checkpoint(store: Storage) -> str | None:
     return None
 
 
-def save_checkpoint(store: Storage, model, optimizer, scheduler, state: dict, keep: int) -> str:
-    from safetensors.torch import save_file
+def _barrier() -> None:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
 
+
+def save_checkpoint(store: Storage, engine, state: dict, keep: int, rank: int = 0) -> str:
+    """Every rank uploads its part (weights/optimizer shards, its RNG); rank 0 writes the
+    completion marker last, after a barrier, then prunes old complete checkpoints."""
     prefix = f"{CHECKPOINTS}/step-{state['global_step']:08d}"
     with tempfile.TemporaryDirectory(prefix="o1pruner-ckpt-") as tmp:
-        save_file(trainable_state(model), os.path.join(tmp, "trainable.safetensors"))
-        torch.save(optimizer.state_dict(), os.path.join(tmp, "optimizer.pt"))
-        torch.save(scheduler.state_dict(), os.path.join(tmp, "scheduler.pt"))
-        torch.save(_rng_state(), os.path.join(tmp, "rng.pt"))
-        Path(tmp, "state.json").write_text(json.dumps(state))
-        store.upload_dir(tmp, prefix, complete=True)
-    complete = [d for d in sorted(store.list_dirs(CHECKPOINTS), reverse=True) if d.startswith("step-")]
-    for old in [d for d in complete if store.is_dir_complete(f"{CHECKPOINTS}/{d}")][keep:]:
-        store.delete_prefix(f"{CHECKPOINTS}/{old}")
-    log.info("checkpoint saved: %s", store.uri(prefix))
+        engine.save(tmp)
+        torch.save(rng_state(), os.path.join(tmp, f"rng-{rank}.pt"))
+        if rank == 0:
+            Path(tmp, "state.json").write_text(json.dumps(state))
+        store.upload_dir(tmp, prefix, complete=False)
+    _barrier()
+    if rank == 0:
+        store.commit_dir(prefix, {"global_step": state["global_step"]})
+        complete = [d for d in sorted(store.list_dirs(CHECKPOINTS), reverse=True) if d.startswith("step-")]
+        for old in [d for d in complete if store.is_dir_complete(f"{CHECKPOINTS}/{d}")][keep:]:
+            store.delete_prefix(f"{CHECKPOINTS}/{old}")
+        log.info("checkpoint saved: %s", store.uri(prefix))
+    _barrier()
     return prefix
 
 
-def load_checkpoint(store: Storage, prefix: str, model, optimizer, scheduler) -> dict:
-    from safetensors.torch import load_file
-
+def load_checkpoint(store: Storage, prefix: str, engine, rank: int = 0) -> dict:
     with tempfile.TemporaryDirectory(prefix="o1pruner-ckpt-") as tmp:
-        store.download_dir(prefix, tmp)
-        weights = load_file(os.path.join(tmp, "trainable.safetensors"))
-        missing = [k for k, p in model.named_parameters() if p.requires_grad and k not in weights]
-        if missing:
-            raise RuntimeError(f"checkpoint {prefix} lacks trainable parameters: {missing[:3]}…")
-        params = dict(model.named_parameters())
-        with torch.no_grad():
-            for k, v in weights.items():
-                params[k].copy_(v.to(params[k].device, params[k].dtype))
-        optimizer.load_state_dict(torch.load(os.path.join(tmp, "optimizer.pt"), weights_only=False))
-        scheduler.load_state_dict(torch.load(os.path.join(tmp, "scheduler.pt"), weights_only=False))
-        _set_rng_state(torch.load(os.path.join(tmp, "rng.pt"), weights_only=False))
+        store.download_dir(prefix, tmp, require_complete=True)
+        engine.load(tmp)
+        set_rng_state(torch.load(os.path.join(tmp, f"rng-{rank}.pt"), weights_only=False))
         return json.loads(Path(tmp, "state.json").read_text())
 
 
 # --------------------------------------------------------------------------- the loop
 @dataclass
 class TrainResult:
+    model: object
+    engine: object
     steps: int
     resumed_from: str | None
     history: list[dict]
@@ -370,11 +356,12 @@ def train(
         num_warmup_steps=int(training.warmup_ratio * total_steps),
         num_training_steps=total_steps,
     )
+    engine = make_engine(model, optimizer, scheduler, training, world_size)
 
     state = {"global_step": 0, "epoch": 0, "step_in_epoch": 0, "method": method}
     resumed = latest_checkpoint(store)
     if resumed:
-        state = load_checkpoint(store, resumed, model, optimizer, scheduler)
+        state = load_checkpoint(store, resumed, engine, rank)
         log.info("resumed from %s at step %d", store.uri(resumed), state["global_step"])
 
     history: list[dict] = []
@@ -393,19 +380,16 @@ def train(
                 step_units = batches[s_idx][rank::world_size]
                 groups = bucket_micro(step_units, units, micro)
                 wastes.append(padding_waste(groups, units))
-                optimizer.zero_grad(set_to_none=True)
                 loss_sum, clip_sum, tokens = 0.0, 0.0, 0
-                for g in groups:
+                for j, g in enumerate(groups):
                     chunk = [units[i] for i in g]
                     loss, st = micro_loss(model, chunk, method, training, pad_id, device)
                     weight = len(chunk) / len(step_units)
-                    (loss * weight).backward()
+                    engine.backward(loss * weight, last_micro=j == len(groups) - 1)
                     loss_sum += loss.item() * weight
                     clip_sum += st["clip_fraction"] * weight
                     tokens += sum(u.n_tokens for u in chunk)
-                grad_norm = torch.nn.utils.clip_grad_norm_(params, training.max_grad_norm).item()
-                optimizer.step()
-                scheduler.step()
+                grad_norm = engine.step()
                 state.update(global_step=state["global_step"] + 1, epoch=epoch, step_in_epoch=s_idx + 1)
                 if s_idx + 1 == len(batches):
                     state.update(epoch=epoch + 1, step_in_epoch=0)
@@ -417,7 +401,7 @@ def train(
                     "loss": loss_sum,
                     "clip_fraction": clip_sum,
                     "grad_norm": grad_norm,
-                    "learning_rate": scheduler.get_last_lr()[0],
+                    "learning_rate": engine.lr(),
                     "reward_mean": sum(u.reward for u in chosen) / len(chosen),
                     "mean_length": sum(u.length for u in chosen) / len(chosen),
                     "accuracy": sum(u.correct for u in chosen) / len(chosen),
@@ -437,8 +421,8 @@ def train(
                 if on_step is not None:
                     on_step(rec)
                 last = state["global_step"] == total_steps
-                if rank == 0 and (preempt.flag or (state["global_step"] % training.checkpoint_every_steps == 0 and not last)):
-                    save_checkpoint(store, model, optimizer, scheduler, dict(state), training.keep_checkpoints)
+                if preempt.flag or (state["global_step"] % training.checkpoint_every_steps == 0 and not last):
+                    save_checkpoint(store, engine, dict(state), training.keep_checkpoints, rank)
                 if preempt.flag:
                     bar.close()
                     raise PreemptedError(f"SIGTERM: checkpointed at step {state['global_step']}")
@@ -447,6 +431,8 @@ def train(
             break
     bar.close()
     return TrainResult(
+        model=engine.unwrap(),
+        engine=engine,
         steps=state["global_step"],
         resumed_from=resumed,
         history=history,
@@ -455,8 +441,22 @@ def train(
     )
 
 
-def save_model(model, tokenizer, store: Storage, prefix: str = "train/model") -> str:
-    """Save the trained model (LoRA merged) as safetensors + config + tokenizer, marker last."""
+def save_model(model, tokenizer, store: Storage, prefix: str = "train/model", engine=None, rank: int = 0) -> str:
+    """Save the trained model (LoRA merged) with config and tokenizer, completion marker last.
+
+    Under DeepSpeed ZeRO-3 the weights are partitioned: every rank joins the gather and rank 0
+    writes the 16-bit consolidated state dict."""
+    if isinstance(engine, DeepSpeedEngine):
+        with tempfile.TemporaryDirectory(prefix="o1pruner-model-") as tmp:
+            engine.engine.save_16bit_model(tmp, "pytorch_model.bin")
+            if rank == 0:
+                model.config.use_cache = True
+                model.config.save_pretrained(tmp)
+                tokenizer.save_pretrained(tmp)
+                store.delete_prefix(prefix)
+                store.upload_dir(tmp, prefix, complete=True)
+        _barrier()
+        return store.uri(prefix)
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
     with tempfile.TemporaryDirectory(prefix="o1pruner-model-") as tmp:
