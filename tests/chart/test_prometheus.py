@@ -13,8 +13,8 @@ Starts Debian's ``prometheus`` and ``prometheus-pushgateway`` on loopback ports 
 Two more targets stand in for what other tiers exercise for real: a static exposition that
 MIMICS vLLM's metric names (``vllm:generation_tokens_total`` ...; the real server runs in the
 ``vllm`` tier) with the ``pruningjob``/``pod`` target labels the sampler PodMonitor adds, and the
-operator's three metrics (the operator's own registry when ``o1pruner_operator.metrics`` exists,
-else a stand-in with the contracted names). The chart's PrometheusRule (rendered by Helm) is
+operator's three metrics (names, labels and buckets from ``o1pruner_operator.metrics``, in a
+fresh registry). The chart's PrometheusRule (rendered by Helm) is
 loaded as a rule file and must evaluate without errors.
 
 Then every PromQL ``expr`` of every panel of every dashboard is run, with ``$pruningjob`` set to
@@ -92,25 +92,32 @@ class _VllmMimic(BaseHTTPRequestHandler):
 
 
 def _operator_registry() -> tuple[CollectorRegistry, callable]:
-    """The operator's own metrics module (o1pruner_operator.metrics) when importable, else a stand-in
-    with the contracted names. Returns the registry and ``set_phase(job, phase)``."""
+    """A fresh registry with the operator's three dashboard metrics, returning it and ``set_phase(job, phase)``.
+
+    Names, help, label names and buckets are taken from ``o1pruner_operator.metrics`` when it is
+    importable (without touching its process-global registry, which the operator tests use), else
+    the contracted names.
+    """
+    jobs_def = ("o1pruner_operator_jobs", "PruningJobs by phase.", ("phase",))
+    err_def = ("o1pruner_operator_reconcile_errors", "Reconcile errors.", ("handler",))
+    dur_def = ("o1pruner_operator_phase_duration_seconds", "Phase durations.", ("phase",))
+    buckets: tuple[float, ...] = (1, 10, 60, 600, 3600, 6 * 3600, 24 * 3600)
+    phases: tuple[str, ...] = ("Pending", "Sampling", "Training", "Evaluating", "Succeeded", "Failed")
     try:
         mod = importlib.import_module("o1pruner_operator.metrics")
     except ImportError:
         mod = None
     if mod is not None:
-        mod.reset()
-        mod.RECONCILE_ERRORS.labels(handler="reconcile").inc(0)
-        mod.RECONCILE_ERRORS.labels(handler="delete").inc(1)
-        for phase, secs in (("Sampling", 6.0), ("Training", 10.0), ("Evaluating", 1.0)):
-            mod.PHASE_DURATION.labels(phase=phase).observe(secs)
-        return mod.REGISTRY, lambda job, phase: mod.observe_job(f"default/{job}", phase)
+        def spec(m):
+            return (m._name, m._documentation, tuple(m._labelnames))
 
+        jobs_def, err_def, dur_def = spec(mod.JOBS), spec(mod.RECONCILE_ERRORS), spec(mod.PHASE_DURATION)
+        buckets = tuple(b for b in mod.PHASE_DURATION._upper_bounds if b != float("inf"))
+        phases = tuple(mod.PHASES)
     registry = CollectorRegistry()
-    jobs = Gauge("o1pruner_operator_jobs", "PruningJobs by phase.", ["phase"], registry=registry)
-    errors = Counter("o1pruner_operator_reconcile_errors", "Reconcile errors.", ["handler"], registry=registry)
-    durations = Histogram("o1pruner_operator_phase_duration_seconds", "Phase durations.", ["phase"],
-                          registry=registry, buckets=(1, 10, 60, 600, 3600, 6 * 3600, 24 * 3600))
+    jobs = Gauge(*jobs_def, registry=registry)
+    errors = Counter(*err_def, registry=registry)
+    durations = Histogram(*dur_def, registry=registry, buckets=buckets)
     errors.labels("reconcile").inc(0)
     errors.labels("delete").inc(1)
     for phase, secs in (("Sampling", 6.0), ("Training", 10.0), ("Evaluating", 1.0)):
@@ -119,9 +126,11 @@ def _operator_registry() -> tuple[CollectorRegistry, callable]:
 
     def set_phase(job: str, phase: str) -> None:
         current[job] = phase
-        for p in ("Pending", "Sampling", "Training", "Evaluating", "Succeeded", "Failed"):
+        for p in phases:
             jobs.labels(p).set(sum(1 for v in current.values() if v == p))
 
+    for p in phases:
+        jobs.labels(p).set(0)
     return registry, set_phase
 
 
