@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -41,6 +41,8 @@ class Context:
     store: Storage
     manifest: Manifest
     metrics: object | None = None
+    #: malformed lines of each dataset loaded in this process: name -> [(line_number, reason)]
+    bad_lines: dict[str, list] = field(default_factory=dict)
 
     @property
     def spec(self):
@@ -66,11 +68,17 @@ def open_context(job: PruningJob, phase: str = "local", with_metrics: bool = Tru
 def _load(ctx: Context, ds) -> list[Problem]:
     st = ctx.spec.storage
     result = load_dataset(ds, read_bytes=partial(read_uri, endpoint_url=st.endpoint_url, region=st.region))
+    ctx.bad_lines[ds.name] = list(result.bad_lines)
     if result.bad_lines:
         log.warning("%s: skipped %d malformed lines, e.g. %s", ds.name, len(result.bad_lines), result.bad_lines[:3])
     if not result.problems:
         raise PhaseError(f"dataset {ds.name} ({ds.source}) has no valid problems")
     return result.problems
+
+
+def _ungradable(records) -> int:
+    """Outputs with no extractable final answer (graded wrong, counted for the report)."""
+    return sum(1 for r in records if r.get("extracted") is None)
 
 
 def train_problems(ctx: Context) -> list[Problem]:
@@ -166,6 +174,9 @@ def phase_sample(
         "mean_length": overall["mean_length"],
         "mean_accuracy": overall["accuracy"],
         "resumed_problems": outcome.resumed_problems,
+        "malformed_lines": len(ctx.bad_lines.get(name, [])),
+        "malformed_line_examples": [list(b) for b in ctx.bad_lines.get(name, [])[:5]],
+        "ungradable_samples": _ungradable(outcome.records),
         "generated_tokens": outcome.generated_tokens,
         "seconds": outcome.seconds,
     }
@@ -265,6 +276,21 @@ def make_report(ctx: Context) -> dict | None:
     base_recs = [r for n in names for r in ctx.store.read_jsonl(f"eval/base/{n}.jsonl")]
     pruned_recs = [r for n in names for r in ctx.store.read_jsonl(f"eval/pruned/{n}.jsonl")]
     extra: dict = {"manifest": ctx.manifest.data()}
+    for ds in ctx.spec.datasets.eval:
+        if ds.name not in ctx.bad_lines:  # eval phases ran in another process: count again
+            _load(ctx, ds)
+    sampled = ctx.manifest.outputs("sample")
+    extra["dataQuality"] = {
+        "malformedLines": {
+            ctx.spec.datasets.train.name: sampled.get("malformed_lines", 0),
+            **{n: len(ctx.bad_lines[n]) for n in names},
+        },
+        "ungradableOutputs": {
+            "reference": sampled.get("ungradable_samples", 0),
+            "base": _ungradable(base_recs),
+            "pruned": _ungradable(pruned_recs),
+        },
+    }
     if ctx.manifest.is_done(f"evaluate-{FAST_PROMPT}"):
         extra["fastPromptBaseline"] = compare(base, ctx.store.read_json(f"eval/{FAST_PROMPT}/summary.json"), ev.aes)
     report = build_report(ctx.name, results, base_recs, pruned_recs, extra)
