@@ -367,14 +367,6 @@ def test_real_pipeline_run_fills_every_pipeline_panel(tmp_path, tiny_model_dir):
                     if not stack.query(expr, at=end):
                         empty.append(f"{name} / {panel['title']}: {expr}")
         assert checked >= 20, checked
-        # Known gap (o1pruner.pipeline.make_report, not this chart): it skips metrics.aes() when the
-        # AES is undefined, which also drops the (well-defined) length reduction.
-        gap = [e for e in empty if "/ Length reduction:" in e and undefined]
-        empty = [e for e in empty if e not in gap]
         assert not empty, "panels without data after a real run:\n" + "\n".join(empty)
-        if gap:
-            pytest.xfail("o1pruner.pipeline.make_report calls metrics.aes() only when AES is defined, so "
-                         "o1pruner_eval_length_reduction_ratio is missing when base accuracy is 0; "
-                         "PipelineMetrics.aes accepts value=None: call it for every report row")
     finally:
         stop_prom_stack(stack)

@@ -298,8 +298,7 @@ def make_report(ctx: Context) -> dict | None:
     ctx.store.write_bytes("report/report.png", render_png(report, base_recs, pruned_recs))
     if ctx.metrics is not None:
         for name, row in results["datasets"].items():
-            if row["aes"] is not None:
-                ctx.metrics.aes(name, row["aes"], row["lengthReduction"])
+            ctx.metrics.aes(name, row["aes"], row["lengthReduction"])
         ctx.metrics.push()
     ctx.manifest.mark_done("report", {"report": ctx.store.uri("report/report.json"), "png": ctx.store.uri("report/report.png")})
     return report
