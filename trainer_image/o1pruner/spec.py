@@ -55,6 +55,11 @@ _HF_ID = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*(/[A-Za-z0-9][A-Za-z0-9_.\-]*)?$"
 _SECRETISH_KEYS = {"accesskey", "accesskeyid", "secretkey", "secretaccesskey", "password", "token"}
 
 
+def _check_s3_uri(v: str) -> None:
+    if not re.match(_S3_URI, v):
+        raise ValueError(f"{v!r} is not a valid s3://bucket/key URI (lower-case bucket, 3-63 characters)")
+
+
 class SpecError(ValueError):
     """A PruningJob that does not validate; ``errors`` holds ``(field_path, message)`` pairs."""
 
@@ -145,8 +150,7 @@ class ModelSpec(_Model):
     @classmethod
     def _source_kind(cls, v: str) -> str:
         if v.startswith("s3://"):
-            if not re.match(_S3_URI, v):
-                raise ValueError(f"{v!r} is not a valid s3://bucket/key URI")
+            _check_s3_uri(v)
         elif v.startswith(EMBEDDED_PREFIX):
             if not v[len(EMBEDDED_PREFIX):]:
                 raise ValueError("embedded: needs a model name, e.g. embedded:smollm2-135m-instruct")
@@ -186,8 +190,7 @@ class DatasetSpec(_Model):
     @classmethod
     def _dataset_source(cls, v: str) -> str:
         if v.startswith("s3://"):
-            if not re.match(_S3_URI, v):
-                raise ValueError(f"{v!r} is not a valid s3://bucket/key URI")
+            _check_s3_uri(v)
         elif v.startswith("builtin:"):
             if v != BUILTIN_ARITHMETIC:
                 raise ValueError(f"unknown built-in dataset {v!r} (known: {BUILTIN_ARITHMETIC})")
@@ -433,8 +436,7 @@ class StorageSpec(_Model):
     @classmethod
     def _uri(cls, v: str) -> str:
         if v.startswith("s3://"):
-            if not re.match(_S3_URI, v):
-                raise ValueError(f"{v!r} is not a valid s3://bucket/prefix URI")
+            _check_s3_uri(v)
         elif "://" in v and not v.startswith("file://"):
             raise ValueError(f"{v!r}: storage is s3://bucket/prefix or a local directory")
         return v
