@@ -106,3 +106,19 @@ def make_train_job(s3_server, reliability_bucket, tiny_model_dir, tmp_path):
         return job, path
 
     return make
+
+
+# --------------------------------------------------------------------------- operator tier
+@pytest.fixture()
+def kmock_options():
+    from rel_cluster import Emulator
+
+    return {"cls": Emulator}
+
+
+@pytest.fixture()
+async def cluster(kmock):
+    """The kmock emulator with the resources the operator uses (see rel_cluster.py)."""
+    from rel_cluster import install
+
+    return install(kmock)
