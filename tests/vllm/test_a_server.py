@@ -1,0 +1,92 @@
+"""The raw server: the Deployment's arguments, /health, /v1/chat/completions with n = K and a
+seed, and per-choice token counts that agree with usage, with /metrics and with the tokenizer."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from o1pruner.prompts import build_messages
+from o1pruner.spec import PromptSpec
+from o1pruner.vllm_args import vllm_server_args
+
+from .conftest import SERVED_NAME
+
+pytestmark = pytest.mark.vllm
+
+K = 4
+MAX_TOKENS = 64
+
+
+def test_tier_runs_the_deployment_arguments(vllm_controller, model_dir):
+    """The CPU tier starts vLLM with exactly what the operator's Deployment renders for this spec."""
+    ctl = vllm_controller
+    deployment = vllm_server_args(ctl.spec, model_dir, port=ctl.port, host="127.0.0.1")
+    assert ctl.args == deployment
+    for flag in ("--model", "--served-model-name", "--port", "--max-model-len", "--dtype", "--seed",
+                 "--tensor-parallel-size", "--gpu-memory-utilization"):
+        assert flag in deployment
+
+
+def _chat(server, messages, *, n=K, seed=1234, max_tokens=MAX_TOKENS, temperature=0.7):
+    body = {
+        "model": SERVED_NAME, "messages": messages, "n": n, "seed": seed, "temperature": temperature,
+        "top_p": 0.9, "max_tokens": max_tokens, "return_token_ids": True,
+    }
+    resp = httpx.post(f"{server.base_url}/chat/completions", json=body, timeout=300.0)
+    assert resp.status_code == 200, resp.text[:500]
+    return resp.json()
+
+
+def test_health_and_model_list(vllm):
+    assert httpx.get(f"{vllm.url}/health", timeout=10).status_code == 200
+    models = httpx.get(f"{vllm.base_url}/models", timeout=10).json()
+    assert [m["id"] for m in models["data"]] == [SERVED_NAME]
+
+
+def test_chat_n_k_seed_and_token_counts(vllm, tokenizer):
+    messages = build_messages("Tom has 3 apples and buys 4 more. How many apples does he have?", PromptSpec())
+    before = vllm.metrics()
+    data = _chat(vllm, messages)
+    after = vllm.metrics()
+
+    choices = sorted(data["choices"], key=lambda c: c["index"])
+    assert [c["index"] for c in choices] == list(range(K))
+    counts = [len(c["token_ids"]) for c in choices]
+    # usage agrees with the per-choice counts, and so does the server's own token counter
+    assert data["usage"]["completion_tokens"] == sum(counts)
+    assert after["vllm:generation_tokens_total"] - before["vllm:generation_tokens_total"] == sum(counts)
+    # n = K runs as K sequences
+    assert after["vllm:request_success_total"] - before["vllm:request_success_total"] == K
+
+    eos = set(tokenizer.all_special_ids)
+    exact = 0
+    for c in choices:
+        ids = c["token_ids"]
+        text = c["message"]["content"]
+        assert 1 <= len(ids) <= MAX_TOKENS
+        if c["finish_reason"] == "length":
+            assert len(ids) == MAX_TOKENS
+        else:
+            assert c["finish_reason"] == "stop" and ids[-1] in eos  # EOS is counted, as vLLM bills it
+        # the ids are the text: decoding gives the content back
+        assert tokenizer.decode(ids, skip_special_tokens=True) == text
+        # re-tokenising the text gives the same count (EOS aside), up to BPE merge ambiguities
+        retok = len(tokenizer(text, add_special_tokens=False)["input_ids"])
+        content_ids = len([t for t in ids if t not in eos])
+        assert abs(retok - content_ids) <= max(2, content_ids // 20), (retok, content_ids, text)
+        exact += retok == content_ids
+    assert exact >= K - 1
+
+    # the seed makes the request reproducible
+    again = _chat(vllm, messages)
+    assert [c["message"]["content"] for c in sorted(again["choices"], key=lambda c: c["index"])] == [
+        c["message"]["content"] for c in choices
+    ]
+
+
+def test_greedy_single_sample_usage(vllm):
+    """Evaluation's request shape (n = 1, temperature 0): usage equals the one choice's count."""
+    data = _chat(vllm, build_messages("What is 12 + 30?", PromptSpec()), n=1, temperature=0.0, max_tokens=32)
+    (choice,) = data["choices"]
+    assert data["usage"]["completion_tokens"] == len(choice["token_ids"])
