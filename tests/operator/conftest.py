@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import kmock
 import kopf
 import pytest
@@ -87,8 +88,10 @@ def example_job(name: str = "marco-o1-pruned", **spec_overrides: Any) -> dict[st
 class Cluster:
     """Test-side API: apply objects and play the controllers the emulator does not have."""
 
-    def __init__(self, emu: Emulator):
+    def __init__(self, emu: Emulator, session: aiohttp.ClientSession):
         self.emu = emu
+        # Our own session: kmock's bundled client hangs once a kopf run against it has stopped.
+        self.session = session
 
     @property
     def url(self) -> str:
@@ -113,15 +116,15 @@ class Cluster:
             return body
 
     async def create(self, kind: str, body: dict[str, Any], ns: str = NS) -> Any:
-        return await self._check(self.emu.clients[0].post(PATHS[kind].format(ns=ns), json=body))
+        return await self._check(self.session.post(PATHS[kind].format(ns=ns), json=body))
 
     async def patch(self, kind: str, name: str, patch: dict[str, Any], ns: str = NS, sub: str = "") -> Any:
         path = PATHS[kind].format(ns=ns) + f"/{name}" + (f"/{sub}" if sub else "")
-        return await self._check(self.emu.clients[0].patch(
+        return await self._check(self.session.patch(
             path, json=patch, headers={"Content-Type": "application/merge-patch+json"}))
 
     async def delete(self, kind: str, name: str, ns: str = NS) -> Any:
-        return await self._check(self.emu.clients[0].delete(PATHS[kind].format(ns=ns) + f"/{name}"))
+        return await self._check(self.session.delete(PATHS[kind].format(ns=ns) + f"/{name}"))
 
     # -- controllers the emulator lacks --------------------------------------------------
     async def deployment_ready(self, name: str) -> None:
@@ -161,10 +164,12 @@ def kmock_options() -> dict[str, Any]:
 
 
 @pytest.fixture()
-async def cluster(kmock: Emulator) -> Cluster:
+async def cluster(kmock: Emulator) -> AsyncIterator[Cluster]:
     for key, info in RESOURCES.items():
         kmock.resources[key] = kmock.ResourceInfo(verbs=VERBS, **info)
-    return Cluster(kmock)
+    connector = aiohttp.TCPConnector(force_close=True)  # a fresh connection per request
+    async with aiohttp.ClientSession(str(kmock.servers[0].url), connector=connector) as session:
+        yield Cluster(kmock, session)
 
 
 @pytest.fixture()

@@ -28,7 +28,7 @@ def condition(cluster, type_, name=NAME):
 async def drive_to_training(cluster, wait, name=NAME):
     await wait(lambda: cluster.obj("deployments", f"{name}-sampler-reference"), what="reference sampler")
     await wait(lambda: cluster.obj("services", f"{name}-sampler-reference"), what="sampler service")
-    assert phase(cluster, name) == "Sampling"
+    await wait(lambda: phase(cluster, name) == "Sampling", what="Sampling")
     assert cluster.obj("jobs", f"{name}-sample") is None, "sampling must wait for a ready sampler"
     await cluster.deployment_ready(f"{name}-sampler-reference")
     await wait(lambda: cluster.obj("jobs", f"{name}-sample"), what="sampling job")
@@ -119,3 +119,115 @@ async def test_full_lifecycle(cluster, run_operator, wait, make_job):
             return {(cluster.obj("events", n) or {}).get("reason") for n in cluster.names("events")}
         await wait(lambda: {"Sampling", "Training", "Evaluating", "Succeeded", "ReferenceSampled",
                             "Trained", "Evaluated", "Ready"} <= reasons(), what=f"events, got {reasons()}")
+
+
+async def test_operator_restart_during_training_creates_no_duplicates(cluster, run_operator, wait, make_job):
+    async with run_operator():
+        await cluster.create("pruningjobs", make_job(NAME))
+        await drive_to_training(cluster, wait)
+        await wait(lambda: phase(cluster) == "Training", what="Training")
+    seen = len(list(cluster.emu))
+    async with run_operator():
+        await cluster.pytorchjob(f"{NAME}-train", "Running")
+        # The new operator reconciles (re-reads children, writes the Trained condition) ...
+        await wait(lambda: (condition(cluster, "Trained") or {}).get("reason") == "PyTorchJobRunning",
+                   what="the restarted operator to observe the PyTorchJob")
+        creates = [r for r in list(cluster.emu)[seen:] if r.method == "POST" and "events" not in r.url.path]
+        # ... and creates nothing: every child is found under its deterministic name.
+        assert creates == []
+        for kind in ("pytorchjobs", "deployments", "jobs", "configmaps"):
+            assert len(cluster.names(kind)) == len(set(cluster.names(kind)))
+        assert cluster.names("pytorchjobs") == [f"{NAME}-train"]
+        assert cluster.names("jobs") == [f"{NAME}-sample"]
+        assert phase(cluster) == "Training"
+
+
+async def test_delete_mid_run_removes_children(cluster, run_operator, wait, make_job):
+    async with run_operator():
+        await cluster.create("pruningjobs", make_job(NAME))
+        await drive_to_training(cluster, wait)
+        job = cluster.obj("pruningjobs", NAME)
+        assert "o1pruner.dev/finalizer" in job["metadata"]["finalizers"]
+        await cluster.delete("pruningjobs", NAME)
+        await wait(lambda: cluster.obj("pruningjobs", NAME) is None, what="finalizer released")
+        for kind in ("deployments", "services", "jobs", "pytorchjobs", "configmaps"):
+            assert cluster.names(kind) == [], kind
+
+
+async def test_failed_pytorchjob_fails_the_job(cluster, run_operator, wait, make_job):
+    async with run_operator():
+        await cluster.create("pruningjobs", make_job(NAME))
+        await drive_to_training(cluster, wait)
+        await cluster.pytorchjob(f"{NAME}-train", "Failed", reason="PyTorchJobFailed",
+                                 message="PyTorchJob marco-o1-pruned-train is failed because 1 Master replica(s) failed.")
+        await wait(lambda: phase(cluster) == "Failed", what="Failed")
+        failed = condition(cluster, "Failed")
+        assert failed["status"] == "True" and failed["reason"] == "TrainingFailed"
+        assert "1 Master replica(s) failed" in failed["message"]
+        assert condition(cluster, "Ready")["status"] == "False"
+        assert "TrainingFailed" in cluster.obj("pruningjobs", NAME)["status"]["message"]
+
+
+async def test_invalid_spec_fails_naming_the_field(cluster, run_operator, wait, make_job):
+    job = make_job("bad-job")
+    job["spec"]["sampling"]["samplesPerProblem"] = 32  # > k = 16: a cross-field rule
+    job["spec"]["training"]["lambda"] = -1
+    async with run_operator():
+        await cluster.create("pruningjobs", job)
+        await wait(lambda: phase(cluster, "bad-job") == "Failed", what="Failed")
+        failed = condition(cluster, "Failed", "bad-job")
+        assert failed["reason"] == "InvalidSpec"
+        assert "spec.training.lambda" in failed["message"]
+        assert "spec.sampling" in failed["message"] and "samplesPerProblem" in failed["message"]
+        assert cluster.names("deployments") == [] and cluster.names("jobs") == []
+
+
+async def test_sampler_crashloop_fails_the_job(cluster, run_operator, wait, make_job):
+    async with run_operator():
+        await cluster.create("pruningjobs", make_job(NAME))
+        await wait(lambda: cluster.obj("deployments", f"{NAME}-sampler-reference"), what="sampler")
+        labels = cluster.obj("deployments", f"{NAME}-sampler-reference")["spec"]["template"]["metadata"]["labels"]
+        await cluster.pod(f"{NAME}-sampler-reference-7d9f-x2", labels, {"phase": "Running", "containerStatuses": [
+            {"name": "vllm", "restartCount": 4, "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+             "lastState": {"terminated": {"exitCode": 1, "reason": "Error"}}}]})
+        await wait(lambda: phase(cluster) == "Failed", what="Failed")
+        failed = condition(cluster, "Failed")
+        assert failed["reason"] == "SamplerFailed" and "CrashLoopBackOff" in failed["message"]
+        assert cluster.obj("deployments", f"{NAME}-sampler-reference")["spec"]["replicas"] == 0
+
+
+async def test_sampling_job_backoff_exhausted_fails_the_job(cluster, run_operator, wait, make_job):
+    async with run_operator():
+        await cluster.create("pruningjobs", make_job(NAME))
+        await wait(lambda: cluster.obj("deployments", f"{NAME}-sampler-reference"), what="sampler")
+        await cluster.deployment_ready(f"{NAME}-sampler-reference")
+        await wait(lambda: cluster.obj("jobs", f"{NAME}-sample"), what="sampling job")
+        await cluster.job_done(f"{NAME}-sample", failed=True)
+        await wait(lambda: phase(cluster) == "Failed", what="Failed")
+        failed = condition(cluster, "Failed")
+        assert failed["reason"] == "SamplingFailed" and "BackoffLimitExceeded" in failed["message"]
+
+
+async def test_suspend_pauses_and_resume_continues(cluster, run_operator, wait, make_job):
+    async with run_operator():
+        await cluster.create("pruningjobs", make_job(NAME))
+        await drive_to_training(cluster, wait)
+        await cluster.patch("pruningjobs", NAME, {"spec": {"suspend": True}, "metadata": {"generation": 2}})
+        ptj = lambda: cluster.obj("pytorchjobs", f"{NAME}-train")["spec"]["runPolicy"]["suspend"]  # noqa: E731
+        await wait(ptj, what="PyTorchJob suspended")
+        await wait(lambda: (condition(cluster, "Suspended") or {}).get("status") == "True", what="Suspended")
+        assert phase(cluster) == "Training"
+        await cluster.patch("pruningjobs", NAME, {"spec": {"suspend": False}, "metadata": {"generation": 3}})
+        await wait(lambda: not ptj(), what="PyTorchJob resumed")
+        await wait(lambda: (condition(cluster, "Suspended") or {}).get("status") == "False", what="resumed")
+
+
+async def test_spec_edit_mid_run_is_rejected(cluster, run_operator, wait, make_job):
+    """The CRD's CEL rules reject it on a real API server; without them the operator fails the job."""
+    async with run_operator():
+        await cluster.create("pruningjobs", make_job(NAME))
+        await wait(lambda: phase(cluster) == "Sampling", what="Sampling")
+        await wait(lambda: (cluster.obj("pruningjobs", NAME).get("status") or {}).get("specHash"), what="hash")
+        await cluster.patch("pruningjobs", NAME, {"spec": {"training": {"lambda": 5.0}}})
+        await wait(lambda: phase(cluster) == "Failed", what="Failed")
+        assert condition(cluster, "Failed")["reason"] == "SpecChanged"
