@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 
 MERGE_PATCH = "application/merge-patch+json"
+USER_AGENT = "o1pruner-operator"
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ class KubeClient:
     async def _request(self, method: str, path: str, *, json: Any = None, params: dict | None = None,
                        content_type: str = "application/json") -> Any:
         if self._session is None or self._session.closed:
-            headers = {"Accept": "application/json"}
+            headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
             if self.creds.token:
                 headers["Authorization"] = f"Bearer {self.creds.token}"
             self._session = aiohttp.ClientSession(headers=headers, timeout=self._timeout)

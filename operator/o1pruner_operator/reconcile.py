@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from o1pruner.spec import SpecError, parse_spec
+from o1pruner.spec import SamplerSpec, SpecError, TrainerResources, parse_spec
 
 from o1pruner_operator import metrics
 from o1pruner_operator.backends import TrainingBackend
@@ -68,6 +68,18 @@ def validate(body: dict[str, Any]) -> Any:
     if spec.model.source.startswith(("/", ".", "~", "embedded:")):
         raise Failure("InvalidSpec", f"spec.model.source: {spec.model.source!r}: the vLLM sampler needs a "
                                      "HF id or an s3:// URI")
+    return spec
+
+
+def apply_operator_defaults(spec: Any, config: OperatorConfig) -> Any:
+    """Operator-wide defaults (Helm values) for jobs that keep the model's built-in values."""
+    sampler, trainer = spec.sampling.sampler, spec.training.trainer
+    if config.sampler_image and sampler.image == SamplerSpec.model_fields["image"].default:
+        sampler.image = config.sampler_image
+    if config.trainer_image and trainer.image == TrainerResources.model_fields["image"].default:
+        trainer.image = config.trainer_image
+    if config.pushgateway_url and not spec.metrics.pushgateway_url:
+        spec.metrics.pushgateway_url = config.pushgateway_url
     return spec
 
 
@@ -173,7 +185,7 @@ class Reconciler:
 
     # ----------------------------------------------------------------------------------------
     async def _step(self, body: dict[str, Any], draft: StatusDraft) -> None:
-        spec = validate(body)
+        spec = apply_operator_defaults(validate(body), self.config)
         meta = body["metadata"]
         ctx = JobContext(
             name=meta["name"], namespace=meta["namespace"], uid=meta.get("uid", ""), spec=spec,

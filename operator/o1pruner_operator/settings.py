@@ -44,6 +44,10 @@ class OperatorConfig:
     crashloop_restarts: int = 3
     startup_probe_seconds: int = 3600
     training_backend: str = "pytorchjob"
+    #: Defaults for PruningJobs that keep the spec model's built-in image / no Pushgateway.
+    sampler_image: str = ""
+    trainer_image: str = ""
+    pushgateway_url: str = ""
     #: For tests and local development only: an explicit API server (no TLS verification).
     kube_server: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -69,6 +73,9 @@ class OperatorConfig:
             crashloop_restarts=_int(env, "O1PRUNER_CRASHLOOP_RESTARTS", 3),
             startup_probe_seconds=_int(env, "O1PRUNER_STARTUP_PROBE_SECONDS", 3600),
             training_backend=env.get("O1PRUNER_TRAINING_BACKEND", "pytorchjob").lower(),
+            sampler_image=env.get("O1PRUNER_SAMPLER_IMAGE", "").strip(),
+            trainer_image=env.get("O1PRUNER_TRAINER_IMAGE", "").strip(),
+            pushgateway_url=env.get("O1PRUNER_PUSHGATEWAY_URL", "").strip(),
             kube_server=env.get("O1PRUNER_KUBE_SERVER", "").strip(),
         )
 

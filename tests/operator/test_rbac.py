@@ -1,0 +1,63 @@
+"""Every API call the operator makes in a full lifecycle is granted by REQUIRED_RULES, and every
+rule there is used (kopf-only verbs a short run does not reach are listed in KOPF_ONLY)."""
+
+from __future__ import annotations
+
+import json
+
+from o1pruner_operator import rbac
+
+NAME = "rbac-job"
+RESULTS = {"datasets": {"math500": {"baseAccuracy": 0.7, "prunedAccuracy": 0.7, "baseLength": 100,
+                                    "prunedLength": 60}}}
+VERB = {"LIST": "list", "WATCH": "watch", "FETCH": "get", "CREATE": "create", "DELETE": "delete"}
+
+
+def api_calls(emu) -> set[tuple[str, str, str]]:
+    calls = set()
+    for req in list(emu):
+        agent = req.headers.get("User-Agent", "")
+        if not agent.startswith(("kopf/", "o1pruner-operator")) or req.resource is None or not req.resource.plural:
+            continue  # the test's own calls; discovery (non-resource URLs, allowed to everyone)
+        action = req.action.name if req.action is not None else ""
+        verb = VERB.get(action) or ("patch" if req.method.name == "PATCH" else "update")
+        resource = req.resource.plural + (f"/{req.subresource}" if req.subresource else "")
+        calls.add((req.resource.group or "", resource, verb))
+    return calls
+
+
+async def test_required_rules_cover_exactly_what_the_operator_does(cluster, run_operator, wait, make_job):
+    phase = lambda: ((cluster.obj("pruningjobs", NAME) or {}).get("status") or {}).get("phase")  # noqa: E731
+    async with run_operator():
+        await cluster.create("pruningjobs", make_job(NAME))
+        await wait(lambda: cluster.obj("deployments", f"{NAME}-sampler-reference"))
+        await cluster.deployment_ready(f"{NAME}-sampler-reference")
+        await wait(lambda: cluster.obj("jobs", f"{NAME}-sample"))
+        await cluster.patch("pruningjobs", NAME, {"spec": {"suspend": True}})
+        await wait(lambda: cluster.obj("jobs", f"{NAME}-sample")["spec"]["suspend"])
+        await cluster.patch("pruningjobs", NAME, {"spec": {"suspend": False}})
+        await wait(lambda: not cluster.obj("jobs", f"{NAME}-sample")["spec"]["suspend"])
+        await cluster.job_done(f"{NAME}-sample")
+        await wait(lambda: cluster.obj("pytorchjobs", f"{NAME}-train"))
+        await cluster.patch("pruningjobs", NAME, {"spec": {"suspend": True}})
+        await wait(lambda: cluster.obj("pytorchjobs", f"{NAME}-train")["spec"]["runPolicy"]["suspend"])
+        await cluster.patch("pruningjobs", NAME, {"spec": {"suspend": False}})
+        await cluster.pytorchjob(f"{NAME}-train", "Succeeded")
+        await wait(lambda: cluster.obj("deployments", f"{NAME}-sampler-pruned"))
+        await cluster.deployment_ready(f"{NAME}-sampler-pruned")
+        await wait(lambda: cluster.obj("jobs", f"{NAME}-evaluate"))
+        labels = cluster.obj("jobs", f"{NAME}-evaluate")["spec"]["template"]["metadata"]["labels"]
+        await cluster.pod(f"{NAME}-evaluate-x", labels, {"containerStatuses": [{"name": "evaluate", "state": {
+            "terminated": {"exitCode": 0, "message": json.dumps(RESULTS)}}}]})
+        await cluster.job_done(f"{NAME}-evaluate")
+        await wait(lambda: phase() == "Succeeded")
+        await cluster.delete("pruningjobs", NAME)
+        await wait(lambda: cluster.obj("pruningjobs", NAME) is None)
+
+    calls = api_calls(cluster.emu)
+    assert ("o1pruner.dev", "pruningjobs/status", "patch") in calls
+    assert ("kubeflow.org", "pytorchjobs", "create") in calls
+    missing = {c for c in calls if not rbac.covers(*c)}
+    assert not missing, f"API calls not granted by REQUIRED_RULES: {sorted(missing)}"
+    unused = rbac.expand() - calls - rbac.KOPF_ONLY
+    assert not unused, f"REQUIRED_RULES grants more than the operator uses: {sorted(unused)}"
