@@ -183,12 +183,13 @@ def run_operator(operator_config: OperatorConfig) -> Callable[[], contextlib.Abs
     """``async with run_operator():`` the real kopf operator, in this event loop."""
 
     @contextlib.asynccontextmanager
-    async def _run() -> AsyncIterator[kopf.OperatorRegistry]:
+    async def _run(liveness_endpoint: str | None = None) -> AsyncIterator[kopf.OperatorRegistry]:
         metrics.reset()
         registry = build_registry(operator_config)
         stop, ready = asyncio.Event(), asyncio.Event()
         task = asyncio.create_task(kopf.operator(
             registry=registry, clusterwide=True, standalone=True, stop_flag=stop, ready_flag=ready,
+            liveness_endpoint=liveness_endpoint,
         ))
         await asyncio.wait_for(ready.wait(), 10)
         try:

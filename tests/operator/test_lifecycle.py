@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import socket
+import subprocess
+import sys
+
+import aiohttp
+from prometheus_client import generate_latest
+
+from o1pruner_operator import metrics
 
 NS = "research"
 NAME = "marco-o1-pruned"
@@ -113,6 +122,15 @@ async def test_full_lifecycle(cluster, run_operator, wait, make_job):
             assert meta["ownerReferences"][0]["uid"] == uid and meta["ownerReferences"][0]["controller"]
             assert meta["labels"]["app.kubernetes.io/instance"] == NAME
             assert meta["labels"]["app.kubernetes.io/managed-by"] == "o1pruner-operator"
+
+        # Metrics (names are a contract with the dashboards).
+        text = generate_latest(metrics.REGISTRY).decode()
+        assert 'o1pruner_operator_jobs{phase="Succeeded"} 1.0' in text
+        assert 'o1pruner_operator_jobs{phase="Training"} 0.0' in text
+        for ph in ("Sampling", "Training", "Evaluating"):
+            assert f'o1pruner_operator_phase_duration_seconds_count{{phase="{ph}"}}' in text
+        assert 'o1pruner_operator_transitions_total{from_phase="Training",to_phase="Evaluating"}' in text
+        assert "o1pruner_operator_reconcile_errors_total" in text
 
         # Events for the transitions.
         def reasons():
@@ -231,3 +249,25 @@ async def test_spec_edit_mid_run_is_rejected(cluster, run_operator, wait, make_j
         await cluster.patch("pruningjobs", NAME, {"spec": {"training": {"lambda": 5.0}}})
         await wait(lambda: phase(cluster) == "Failed", what="Failed")
         assert condition(cluster, "Failed")["reason"] == "SpecChanged"
+
+
+async def test_liveness_probe(cluster, run_operator):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    async with run_operator(liveness_endpoint=f"http://127.0.0.1:{port}/healthz"):
+        async with aiohttp.ClientSession() as session:
+            for _ in range(100):  # the endpoint starts shortly after the operator
+                try:
+                    async with session.get(f"http://127.0.0.1:{port}/healthz") as resp:
+                        assert resp.status == 200
+                        assert (await resp.json())["reconciler"] is True
+                        return
+                except aiohttp.ClientConnectorError:
+                    await asyncio.sleep(0.05)
+            raise AssertionError("no /healthz")
+
+
+def test_operator_never_imports_torch():
+    code = "import sys, o1pruner_operator.main; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
