@@ -195,7 +195,10 @@ class Reconciler:
             progress_deadline_seconds=self.config.startup_probe_seconds + 600,
         )
         digest = spec_hash(body.get("spec") or {})
-        if draft.new.get("specHash") and draft.new["specHash"] != digest:
+        # Only a real spec write bumps metadata.generation; defaults a CRD upgrade adds on read
+        # do not, so they never count as an edit.
+        edited = meta.get("generation") != draft.old.get("observedGeneration")
+        if edited and draft.new.get("specHash") and draft.new["specHash"] != digest:
             raise Failure("SpecChanged", "spec changed mid-run; only spec.suspend may change "
                                          "(the CRD rejects such edits; create a new PruningJob)")
         draft.new["specHash"] = digest

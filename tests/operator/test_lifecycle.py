@@ -246,7 +246,8 @@ async def test_spec_edit_mid_run_is_rejected(cluster, run_operator, wait, make_j
         await cluster.create("pruningjobs", make_job(NAME))
         await wait(lambda: phase(cluster) == "Sampling", what="Sampling")
         await wait(lambda: (cluster.obj("pruningjobs", NAME).get("status") or {}).get("specHash"), what="hash")
-        await cluster.patch("pruningjobs", NAME, {"spec": {"training": {"lambda": 5.0}}})
+        await cluster.patch("pruningjobs", NAME, {"spec": {"training": {"lambda": 5.0}},
+                                                  "metadata": {"generation": 2}})
         await wait(lambda: phase(cluster) == "Failed", what="Failed")
         assert condition(cluster, "Failed")["reason"] == "SpecChanged"
 
