@@ -65,9 +65,9 @@ def validate(body: dict[str, Any]) -> Any:
     if not spec.storage.is_s3:
         raise Failure("InvalidSpec", f"spec.storage.uri: {spec.storage.uri!r}: in a cluster every phase "
                                      "runs in its own pod, so storage must be an s3:// prefix")
-    if spec.model.source.startswith(("/", ".", "~", "embedded:")):
-        raise Failure("InvalidSpec", f"spec.model.source: {spec.model.source!r}: the vLLM sampler needs a "
-                                     "HF id or an s3:// URI")
+    if spec.model.source.startswith(("/", ".", "~")):
+        raise Failure("InvalidSpec", f"spec.model.source: {spec.model.source!r}: a local path does not exist "
+                                     "in the sampler pod; use a HF id, an s3:// URI or embedded:<name>")
     return spec
 
 

@@ -166,6 +166,12 @@ def test_s3_model_is_fetched_by_an_init_container(ctx):
     assert args[args.index("--model") + 1] == "/models/reference"
 
 
+def test_embedded_model_is_materialised_by_an_init_container(ctx):
+    ctx.spec.model.source = "embedded:smollm2-135m-instruct"
+    pod = sampler_deployment(ctx, "reference")["spec"]["template"]["spec"]
+    assert pod["initContainers"][0]["command"][:3] == ["o1pruner", "fetch-model", "embedded:smollm2-135m-instruct"]
+
+
 def test_pytorchjob_master_and_workers(ctx):
     ctx.spec.training.trainer.workers = 3
     ptj = pytorch_job(ctx)

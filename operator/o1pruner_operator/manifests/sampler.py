@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from o1pruner.spec import EMBEDDED_PREFIX
 from o1pruner.vllm_args import VLLM_SERVER_MODULE, vllm_server_args
 
 from o1pruner_operator.manifests.common import (
@@ -44,8 +45,9 @@ def sampler_deployment(ctx: JobContext, role: str, *, replicas: int | None = Non
     init: list[dict[str, Any]] = []
     volumes = [shm_volume(sampler.shm_size), *scratch_volumes(), config_volume(ctx)]
     mounts = [shm_mount(), *scratch_mounts()]
-    if source.startswith("s3://"):
-        # vLLM cannot read s3:// itself: an init container (trainer image) copies the model.
+    if source.startswith(("s3://", EMBEDDED_PREFIX)):
+        # vLLM reads neither s3:// nor embedded: models; an init container (trainer image,
+        # `o1pruner fetch-model`) materialises them as a model directory.
         local = f"{MODEL_DIR}/{role}"
         init.append({
             "name": "fetch-model",
