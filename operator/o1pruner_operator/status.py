@@ -9,10 +9,12 @@ from typing import Any
 
 TERMINAL = ("Succeeded", "Failed")
 CONDITION_TYPES = ("SamplersReady", "ReferenceSampled", "Trained", "Evaluated", "Ready", "Failed", "Suspended")
-RESULT_KEYS = ("baseAccuracy", "prunedAccuracy", "baseLength", "prunedLength", "lengthReduction", "aes")
+RESULT_KEYS = ("baseAccuracy", "prunedAccuracy", "baseLength", "prunedLength", "lengthReduction",
+               "accuracyChange", "aes")
 _ALIASES = {
     "base_accuracy": "baseAccuracy", "pruned_accuracy": "prunedAccuracy", "base_length": "baseLength",
     "pruned_length": "prunedLength", "length_reduction": "lengthReduction", "AES": "aes",
+    "accuracy_change": "accuracyChange",
 }
 
 

@@ -110,3 +110,18 @@ def test_config_from_env():
     assert cfg.namespaces == ("a", "b") and not cfg.clusterwide and cfg.peering == "o1"
     assert cfg.resync_seconds == 5.0 and cfg.metrics_port == 9090
     assert OperatorConfig.from_env({}).clusterwide
+
+
+def test_results_from_the_real_termination_summary():
+    from o1pruner.report import termination_summary
+
+    report = {"results": {"datasets": {"math500": {
+        "baseAccuracy": 0.7, "prunedAccuracy": 0.72, "baseLength": 2000.0, "prunedLength": 1200.0,
+        "lengthReduction": 0.4, "accuracyChange": 0.02, "aes": None}},
+        "average": {"baseAccuracy": 0.7, "prunedAccuracy": 0.72, "lengthReduction": 0.4, "aes": None}},
+        "tokens": {"base": 1, "pruned": 2}}
+    import json
+    parsed = parse_results(json.dumps(termination_summary(report), separators=(",", ":")))
+    assert parsed["datasets"]["math500"]["accuracyChange"] == 0.02
+    assert "aes" not in parsed["datasets"]["math500"]  # None is left out, not a crash
+    assert parsed["average"]["lengthReduction"] == 0.4

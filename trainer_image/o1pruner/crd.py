@@ -193,6 +193,7 @@ STATUS_SCHEMA: dict[str, Any] = {
                 "baseLength": {"type": "number"},
                 "prunedLength": {"type": "number"},
                 "lengthReduction": {"type": "number"},
+                "accuracyChange": {"type": "number"},
                 "aes": {"type": "number"},
             },
         },

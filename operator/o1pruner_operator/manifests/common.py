@@ -166,7 +166,7 @@ def s3_env(ctx: JobContext) -> list[dict[str, Any]]:
 
 def common_env(ctx: JobContext) -> list[dict[str, Any]]:
     env = [
-        {"name": "HOME", "value": "/tmp/home"},
+        {"name": "HOME", "value": "/tmp"},
         {"name": "HF_HOME", "value": "/cache/hf"},
         {"name": "O1PRUNER_JOB_NAME", "value": ctx.name},
         {"name": "O1PRUNER_NAMESPACE", "value": ctx.namespace},

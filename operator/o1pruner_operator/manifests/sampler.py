@@ -65,7 +65,7 @@ def sampler_deployment(ctx: JobContext, role: str, *, replicas: int | None = Non
         model_arg = source
     args = vllm_server_args(ctx.spec, model_arg, port=SAMPLER_PORT, served_name=served_name)
     env = [
-        {"name": "HOME", "value": "/tmp/home"},
+        {"name": "HOME", "value": "/tmp"},
         {"name": "HF_HOME", "value": "/cache/hf"},
         {"name": "VLLM_CACHE_ROOT", "value": "/cache/vllm"},
         {"name": "XDG_CACHE_HOME", "value": "/cache"},
