@@ -112,7 +112,9 @@ class StatusDraft:
         if not before or before.get("status") != after["status"]:
             if after["status"] == "True" or before:
                 kind = "Warning" if type_ == "Failed" and after["status"] == "True" else "Normal"
-                self.events.append((kind, f"{type_}{'' if after['status'] == 'True' else 'Not'}", message))
+                # "Trained: ..." when a condition becomes true, its reason ("ScaledDown") otherwise.
+                event_reason = type_ if after["status"] == "True" else reason
+                self.events.append((kind, event_reason, f"{type_}={after['status']}: {message}"))
 
     def transition(self, to: str, message: str) -> None:
         frm = self.phase
@@ -226,6 +228,8 @@ class Reconciler:
             await self._training(ctx, draft, suspended)
         elif draft.phase == "Evaluating":
             await self._evaluating(ctx, draft, suspended)
+        if draft.phase not in TERMINAL:
+            draft.condition("Ready", False, draft.phase, f"in phase {draft.phase}")
 
     # ----------------------------------------------------------------------------------------
     async def _sampling(self, ctx: JobContext, draft: StatusDraft, suspended: bool) -> None:
