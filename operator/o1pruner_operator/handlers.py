@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,7 @@ from o1pruner_operator.settings import OperatorConfig, apply_kopf_settings
 from o1pruner_operator.status import TERMINAL
 
 log = logging.getLogger("o1pruner_operator")
+SA_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
 
 @dataclass
@@ -61,7 +63,10 @@ def build_registry(config: OperatorConfig | None = None) -> kopf.OperatorRegistr
         else:
             info = kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
         if info is not None:
-            rt.client = KubeClient(Credentials.from_connection_info(info))
+            creds = Credentials.from_connection_info(info)
+            if not rt.config.kube_server and os.path.exists(SA_TOKEN):
+                creds.token_path = SA_TOKEN
+            rt.client = KubeClient(creds)
             rt.reconciler = Reconciler(rt.client, rt.config, backend_for(rt.config.training_backend), _post_event)
         return info
 

@@ -64,6 +64,8 @@ class Credentials:
     certificate_path: str | None = None
     private_key_path: str | None = None
     insecure: bool = False
+    #: In-cluster: the projected token file, re-read on 401 (bound tokens rotate).
+    token_path: str | None = None
 
     @classmethod
     def from_connection_info(cls, info: Any) -> "Credentials":
@@ -85,19 +87,37 @@ class KubeClient:
         self.creds = creds
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
+        self._ssl_ctx: Any = None
+        self._ssl_ready = False
 
     def _ssl(self) -> Any:
-        if not self.creds.server.startswith("https"):
-            return None
-        if self.creds.insecure:
-            return False
-        ctx = ssl.create_default_context(cafile=self.creds.ca_path, cadata=self.creds.ca_data)
-        if self.creds.certificate_path and self.creds.private_key_path:
-            ctx.load_cert_chain(self.creds.certificate_path, self.creds.private_key_path)
-        return ctx
+        if not self._ssl_ready:
+            self._ssl_ready = True
+            if not self.creds.server.startswith("https"):
+                self._ssl_ctx = None
+            elif self.creds.insecure:
+                self._ssl_ctx = False
+            else:
+                ctx = ssl.create_default_context(cafile=self.creds.ca_path, cadata=self.creds.ca_data)
+                if self.creds.certificate_path and self.creds.private_key_path:
+                    ctx.load_cert_chain(self.creds.certificate_path, self.creds.private_key_path)
+                self._ssl_ctx = ctx
+        return self._ssl_ctx
 
     async def _request(self, method: str, path: str, *, json: Any = None, params: dict | None = None,
                        content_type: str = "application/json") -> Any:
+        try:
+            return await self._request_once(method, path, json=json, params=params, content_type=content_type)
+        except ApiError as exc:
+            if exc.status != 401 or not self.creds.token_path:
+                raise
+            with open(self.creds.token_path) as fh:  # rotated token: reload once and retry
+                self.creds.token = fh.read().strip()
+            await self.close()
+            return await self._request_once(method, path, json=json, params=params, content_type=content_type)
+
+    async def _request_once(self, method: str, path: str, *, json: Any = None, params: dict | None = None,
+                            content_type: str = "application/json") -> Any:
         if self._session is None or self._session.closed:
             headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
             if self.creds.token:

@@ -125,3 +125,34 @@ def test_results_from_the_real_termination_summary():
     assert parsed["datasets"]["math500"]["accuracyChange"] == 0.02
     assert "aes" not in parsed["datasets"]["math500"]  # None is left out, not a crash
     assert parsed["average"]["lengthReduction"] == 0.4
+
+
+async def test_kube_client_reloads_a_rotated_token(tmp_path):
+    from aiohttp import web
+
+    from o1pruner_operator.kube import CONFIGMAPS, Credentials, KubeClient
+
+    seen = []
+
+    async def handler(request):
+        seen.append(request.headers.get("Authorization"))
+        if request.headers.get("Authorization") != "Bearer new":
+            return web.json_response({"kind": "Status", "code": 401, "reason": "Unauthorized"}, status=401)
+        return web.json_response({"metadata": {"name": "x"}})
+
+    app = web.Application()
+    app.router.add_get("/api/v1/namespaces/ns/configmaps/x", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    token = tmp_path / "token"
+    token.write_text("new\n")
+    client = KubeClient(Credentials(server=f"http://127.0.0.1:{port}", token="old", token_path=str(token)))
+    try:
+        assert (await client.get(CONFIGMAPS, "ns", "x"))["metadata"]["name"] == "x"
+        assert seen == ["Bearer old", "Bearer new"]
+    finally:
+        await client.close()
+        await runner.cleanup()
