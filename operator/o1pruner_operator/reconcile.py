@@ -180,10 +180,21 @@ class Reconciler:
         draft.condition("Failed", True, failure.reason, failure.message)
         draft.condition("Ready", False, failure.reason, failure.message)
         draft.transition("Failed", f"{failure.reason}: {failure.message}")
-        # Free the GPUs: samplers scale to zero, running Jobs stop.
+        # Free the GPUs: samplers scale to zero, unfinished Jobs and the training job are
+        # suspended (their objects stay for inspection; deleting the PruningJob removes them).
         ns, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        names = JobContext(name=name, namespace=ns, uid="", spec=None).names  # type: ignore[arg-type]
         for role in ("reference", "pruned"):
-            await self._scale(ns, f"{name}-sampler-{role}", 0)
+            await self._scale(ns, names.sampler(role), 0)
+        for job_name in (names.sample_job, names.eval_job):
+            job = await self.client.get(JOBS, ns, job_name)
+            if job is not None and job_state(job)[0] == "Running" and not (job.get("spec") or {}).get("suspend"):
+                await self.client.patch(JOBS, ns, job_name, {"spec": {"suspend": True}})
+        train = await self.client.get(self.backend.resource, ns, names.train)
+        if train is not None and self.backend.state(train).state not in ("Succeeded", "Failed"):
+            patch = self.backend.suspend_patch(train, True)
+            if patch:
+                await self.client.patch(self.backend.resource, ns, names.train, patch)
 
     # ----------------------------------------------------------------------------------------
     async def _step(self, body: dict[str, Any], draft: StatusDraft) -> None:

@@ -272,3 +272,13 @@ async def test_liveness_probe(cluster, run_operator):
 def test_operator_never_imports_torch():
     code = "import sys, o1pruner_operator.main; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+async def test_failure_mid_training_stops_the_training_job(cluster, run_operator, wait, make_job):
+    async with run_operator():
+        await cluster.create("pruningjobs", make_job(NAME))
+        await drive_to_training(cluster, wait)
+        await cluster.patch("pruningjobs", NAME, {"spec": {"model": {"servedName": "other"}},
+                                                  "metadata": {"generation": 2}})
+        await wait(lambda: phase(cluster) == "Failed", what="Failed")
+        assert cluster.obj("pytorchjobs", f"{NAME}-train")["spec"]["runPolicy"]["suspend"] is True
