@@ -236,3 +236,10 @@ def test_cel_job_name_rules(schema):
     job = defaulted_example(schema)
     job["metadata"]["name"] = "7b-" + "x" * 50
     assert len(failing_rules(schema, job)) == 2
+
+
+def test_cli_prints_the_committed_crd(capsys):
+    from o1pruner.cli import main
+
+    assert main(["crd"]) == 0
+    assert capsys.readouterr().out == CRD_FILE.read_text()
