@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import kopf
@@ -39,7 +39,6 @@ class Runtime:
     config: OperatorConfig
     client: KubeClient | None = None
     reconciler: Reconciler | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _post_event(body: dict[str, Any], type_: str, reason: str, message: str) -> None:

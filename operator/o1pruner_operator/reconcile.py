@@ -22,7 +22,7 @@ from o1pruner_operator.kube import CONFIGMAPS, DEPLOYMENTS, JOBS, PODS, PRUNINGJ
 from o1pruner_operator.manifests import (
     JobContext, config_map, eval_job, sample_job, sampler_deployment, sampler_service,
 )
-from o1pruner_operator.manifests.common import LABEL_COMPONENT, LABEL_JOB
+from o1pruner_operator.manifests.common import LABEL_COMPONENT, LABEL_JOB, Names
 from o1pruner_operator.manifests.sampler import component as sampler_component
 from o1pruner_operator.settings import OperatorConfig
 from o1pruner_operator.status import (
@@ -183,7 +183,7 @@ class Reconciler:
         # Free the GPUs: samplers scale to zero, unfinished Jobs and the training job are
         # suspended (their objects stay for inspection; deleting the PruningJob removes them).
         ns, name = body["metadata"]["namespace"], body["metadata"]["name"]
-        names = JobContext(name=name, namespace=ns, uid="", spec=None).names  # type: ignore[arg-type]
+        names = Names(name)
         for role in ("reference", "pruned"):
             await self._scale(ns, names.sampler(role), 0)
         for job_name in (names.sample_job, names.eval_job):
