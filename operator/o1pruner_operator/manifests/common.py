@@ -167,6 +167,10 @@ def s3_env(ctx: JobContext) -> list[dict[str, Any]]:
 def common_env(ctx: JobContext) -> list[dict[str, Any]]:
     env = [
         {"name": "HOME", "value": "/tmp"},
+        # uid 1000 has no passwd entry in the images: getpass.getuser() (torch inductor, triton
+        # cache paths) falls back to these.
+        {"name": "USER", "value": "o1pruner"},
+        {"name": "LOGNAME", "value": "o1pruner"},
         {"name": "HF_HOME", "value": "/cache/hf"},
         {"name": "O1PRUNER_JOB_NAME", "value": ctx.name},
         {"name": "O1PRUNER_NAMESPACE", "value": ctx.namespace},

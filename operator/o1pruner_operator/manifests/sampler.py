@@ -13,7 +13,7 @@ from o1pruner.vllm_args import VLLM_SERVER_MODULE, vllm_server_args
 
 from o1pruner_operator.manifests.common import (
     SAMPLER_PORT, JobContext, common_env, config_mount, config_volume, container_security_context,
-    metadata, placement, pod_spec_base, s3_env, scratch_mounts, scratch_volumes, selector_labels,
+    metadata, placement, pod_spec_base, scratch_mounts, scratch_volumes, selector_labels,
     shm_mount, shm_volume,
 )
 
@@ -66,10 +66,14 @@ def sampler_deployment(ctx: JobContext, role: str, *, replicas: int | None = Non
     args = vllm_server_args(ctx.spec, model_arg, port=SAMPLER_PORT, served_name=served_name)
     env = [
         {"name": "HOME", "value": "/tmp"},
+        # uid 1000 has no passwd entry in the images: getpass.getuser() (torch inductor, triton
+        # cache paths) falls back to these.
+        {"name": "USER", "value": "o1pruner"},
+        {"name": "LOGNAME", "value": "o1pruner"},
         {"name": "HF_HOME", "value": "/cache/hf"},
         {"name": "VLLM_CACHE_ROOT", "value": "/cache/vllm"},
         {"name": "XDG_CACHE_HOME", "value": "/cache"},
-    ] + s3_env(ctx)
+    ]  # no S3 credentials: only the fetch-model init container reads S3
     startup_failures = max(1, ctx.startup_probe_seconds // 10)
     container = {
         "name": "vllm",
