@@ -164,6 +164,8 @@ def test_s3_model_is_fetched_by_an_init_container(ctx):
     assert init["command"] == ["o1pruner", "fetch-model", "s3://models/marco-o1", "/models/reference"]
     args = pod["containers"][0]["args"]
     assert args[args.index("--model") + 1] == "/models/reference"
+    assert "AWS_SECRET_ACCESS_KEY" in {e["name"] for e in init["env"]}
+    assert "AWS_SECRET_ACCESS_KEY" not in {e["name"] for e in pod["containers"][0]["env"]}  # least privilege
 
 
 def test_embedded_model_is_materialised_by_an_init_container(ctx):
