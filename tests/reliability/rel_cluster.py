@@ -64,6 +64,7 @@ class Call:
     namespace: str | None
     name: str | None
     outcome: str  # "ok" or the exception class name
+    agent: str = ""  # User-Agent: kopf, the operator's client, or kmock (the test itself)
 
 
 class Emulator(kmock.KubernetesEmulator):
@@ -103,7 +104,8 @@ class Emulator(kmock.KubernetesEmulator):
                     name = name or (request.data.get("metadata") or {}).get("name")
                 plural = res.plural + (f"/{request.subresource}" if request.subresource else "")
                 self.calls.append(Call(_VERB.get(request.action.name, request.action.name.lower()),
-                                       res.group or "", plural, request.namespace, name, outcome))
+                                       res.group or "", plural, request.namespace, name, outcome,
+                                       str((request.headers or {}).get("User-Agent", ""))))
 
 
 def example_job(name: str, namespace: str = NS, **spec_overrides: Any) -> dict[str, Any]:
@@ -272,3 +274,40 @@ class ErrorLogs(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.records.append(record)
+
+
+async def drive_lifecycle(cluster: Cluster, name: str, results: dict[str, Any] | None = None) -> None:
+    """With an operator running: play the controllers until job ``name`` has Succeeded."""
+    import json
+
+    await wait_for(lambda: cluster.obj("deployments", f"{name}-sampler-reference"), what="reference sampler")
+    await cluster.deployment_ready(f"{name}-sampler-reference")
+    await wait_for(lambda: cluster.obj("jobs", f"{name}-sample"), what="sample Job")
+    await cluster.job_done(f"{name}-sample")
+    await wait_for(lambda: cluster.obj("pytorchjobs", f"{name}-train"), what="PyTorchJob")
+    await cluster.pytorchjob(f"{name}-train", "Succeeded")
+    await wait_for(lambda: cluster.obj("deployments", f"{name}-sampler-pruned"), what="pruned sampler")
+    await cluster.deployment_ready(f"{name}-sampler-pruned")
+    await wait_for(lambda: cluster.obj("jobs", f"{name}-evaluate"), what="eval Job")
+    labels = cluster.obj("jobs", f"{name}-evaluate")["spec"]["template"]["metadata"]["labels"]
+    message = json.dumps(results or {"datasets": {"d": {"baseAccuracy": 0.5, "prunedAccuracy": 0.5,
+                                                        "baseLength": 10.0, "prunedLength": 8.0}}})
+    await cluster.pod(f"{name}-evaluate-p1", labels, {"phase": "Succeeded", "containerStatuses": [
+        {"name": "evaluate", "restartCount": 0, "state": {"terminated": {
+            "exitCode": 0, "reason": "Completed", "message": message, "finishedAt": "2026-11-28T13:00:00Z"}}}]})
+    await cluster.job_done(f"{name}-evaluate")
+    await wait_for(lambda: cluster.phase(name) == "Succeeded", what="Succeeded")
+
+
+def pod_specs(obj: Any, where: str = "") -> list[tuple[str, dict[str, Any]]]:
+    """Every pod spec (a mapping with ``containers``) inside an object, with where it is."""
+    found = []
+    if isinstance(obj, dict):
+        if isinstance(obj.get("containers"), list):
+            found.append((where, obj))
+        for key, val in obj.items():
+            found += pod_specs(val, f"{where}.{key}" if where else key)
+    elif isinstance(obj, list):
+        for i, val in enumerate(obj):
+            found += pod_specs(val, f"{where}[{i}]")
+    return found

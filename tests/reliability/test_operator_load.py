@@ -15,7 +15,7 @@ from o1pruner_operator import metrics
 import os
 JOBS = int(os.environ.get("RELIABILITY_LOAD_JOBS", 50))
 BOUND_SECONDS = 30.0  # measured: about 6 s on a shared 2-core machine; the figure is printed
-RESYNC = 5.0  # generous for a shared 2-core machine; the measured figure is printed
+RESYNC = 5.0  # periodic re-check (default 15 s); creating a job wakes its reconciler at once
 
 
 def _errors() -> float:
