@@ -6,6 +6,7 @@ Writes are create (409 = already there), JSON merge patch, and delete (404 = alr
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,7 @@ import aiohttp
 
 MERGE_PATCH = "application/merge-patch+json"
 USER_AGENT = "o1pruner-operator"
+TRANSPORT_RETRIES = (0.05, 0.5, 2.0)  # pauses between attempts after a transport failure
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,21 @@ class KubeClient:
 
     async def _request(self, method: str, path: str, *, json: Any = None, params: dict | None = None,
                        content_type: str = "application/json") -> Any:
+        """One API call; transport failures (a keep-alive connection closed by the server, a
+        reset) are retried on fresh connections. Every call is safe to repeat: create treats
+        409 as done, merge patches are idempotent, delete treats 404 as done."""
+        for attempt, pause in enumerate(TRANSPORT_RETRIES + (None,)):
+            try:
+                return await self._request_auth(method, path, json=json, params=params, content_type=content_type)
+            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError):
+                if pause is None:
+                    raise
+                await self.close()
+                await asyncio.sleep(pause)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _request_auth(self, method: str, path: str, *, json: Any = None, params: dict | None = None,
+                            content_type: str = "application/json") -> Any:
         try:
             return await self._request_once(method, path, json=json, params=params, content_type=content_type)
         except ApiError as exc:

@@ -156,3 +156,33 @@ async def test_kube_client_reloads_a_rotated_token(tmp_path):
     finally:
         await client.close()
         await runner.cleanup()
+
+
+async def test_kube_client_retries_a_dropped_connection():
+    from aiohttp import web
+
+    from o1pruner_operator.kube import CONFIGMAPS, Credentials, KubeClient
+
+    calls = []
+
+    async def handler(request):
+        calls.append(1)
+        if len(calls) == 1:  # the server drops the connection without answering
+            request.transport.close()
+            return web.Response()
+        return web.json_response({"metadata": {"name": "x"}})
+
+    app = web.Application()
+    app.router.add_post("/api/v1/namespaces/ns/configmaps", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    client = KubeClient(Credentials(server=f"http://127.0.0.1:{port}"))
+    try:
+        assert await client.create(CONFIGMAPS, "ns", {"metadata": {"name": "x"}}) is True
+        assert len(calls) == 2
+    finally:
+        await client.close()
+        await runner.cleanup()
