@@ -55,8 +55,11 @@ class TrainProcess:
 
     def finish(self, timeout: float = 180.0) -> tuple[int, dict | None]:
         """Wait for exit; ``(returncode, the JSON the command printed or None)``."""
-        out, _ = self.proc.communicate(timeout=timeout)
-        self._reader.join(timeout=5)
+        # stdout is only the small JSON result; stderr is drained by the reader thread
+        # (communicate() would race it for stderr and drop part of it)
+        out = self.proc.stdout.read()
+        self.proc.wait(timeout=timeout)
+        self._reader.join(timeout=10)
         text = out.decode("utf-8", "replace")
         start = text.find("{")
         result = json.loads(text[start:]) if start >= 0 and self.proc.returncode == 0 else None

@@ -242,8 +242,11 @@ async def test_rbac_is_least_privilege(cluster):
 @pytest.mark.xfail(strict=True, reason="the operator has no option to create a NetworkPolicy for the sampler "
                    "Service (expected: OperatorConfig.sampler_network_policy / O1PRUNER_SAMPLER_NETWORK_POLICY)")
 async def test_optional_network_policy_admits_only_the_jobs_pods_to_the_sampler(cluster):
+    import dataclasses
+
     from o1pruner_operator.settings import OperatorConfig
 
+    assert any("network" in f.name for f in dataclasses.fields(OperatorConfig)), "no NetworkPolicy option"
     cfg = OperatorConfig.from_env({"O1PRUNER_SAMPLER_NETWORK_POLICY": "true", "O1PRUNER_KUBE_SERVER": cluster.url,
                                    "O1PRUNER_METRICS_PORT": "0", "O1PRUNER_LIVENESS_ENDPOINT": "",
                                    "O1PRUNER_RESYNC_SECONDS": "0.1"})
