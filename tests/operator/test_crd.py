@@ -243,3 +243,11 @@ def test_cli_prints_the_committed_crd(capsys):
 
     assert main(["crd"]) == 0
     assert capsys.readouterr().out == CRD_FILE.read_text()
+
+
+def test_cel_optional_fields_cannot_appear_or_vanish(schema):
+    old = defaulted_example(schema)
+    assert "serviceAccountName" not in old["spec"]
+    new = copy.deepcopy(old)
+    new["spec"]["serviceAccountName"] = "trainer"
+    assert any("serviceAccountName" in m for m in failing_rules(schema, new, old=old))

@@ -331,7 +331,16 @@ def spec_schema() -> dict[str, Any]:
     # The root's own factory defaults (sampling, training, ...).
     _factory_defaults({"PruningJobSpec": root_node}, {"PruningJobSpec": models["PruningJobSpec"]})
     out = _structural(root_node, defs, ())
-    out["description"] = (PruningJobSpec.__doc__ or "").strip().strip("`") or "PruningJob spec"
+    out["description"] = "The desired run: model, datasets, sampling, training, evaluation, storage."
+    # `self == oldSelf` on a property is skipped when either side lacks it: optional
+    # properties without a default must also keep their presence.
+    for key, prop in out["properties"].items():
+        if key not in MUTABLE_SPEC_FIELDS and key not in out["required"] and "default" not in prop:
+            out.setdefault("x-kubernetes-validations", []).append({
+                "rule": f"has(self.{key}) == has(oldSelf.{key})",
+                "message": f"spec.{key} {IMMUTABLE_MESSAGE}",
+                "fieldPath": f".{key}",
+            })
     for key, prop in out["properties"].items():
         if key in MUTABLE_SPEC_FIELDS:
             continue
