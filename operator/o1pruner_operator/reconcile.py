@@ -250,7 +250,8 @@ class Reconciler:
         job = await self._job(ctx, draft, sample_job(ctx), suspended)
         state, reason, message = job_state(job)
         if state == "Failed":
-            raise Failure("SamplingFailed", f"Job {ctx.names.sample_job}: {reason}: {message}")
+            detail = await self._pod_failure(ctx, "sample")
+            raise Failure("SamplingFailed", f"Job {ctx.names.sample_job}: {reason}: {message}{detail}")
         if state == "Succeeded":
             draft.condition("ReferenceSampled", True, "SamplingJobComplete",
                             f"reference samples and stats in {ctx.artifact('reference/')}")
@@ -292,7 +293,8 @@ class Reconciler:
         job = await self._job(ctx, draft, eval_job(ctx), suspended)
         state, reason, message = job_state(job)
         if state == "Failed":
-            raise Failure("EvaluationFailed", f"Job {ctx.names.eval_job}: {reason}: {message}")
+            detail = await self._pod_failure(ctx, "evaluate")
+            raise Failure("EvaluationFailed", f"Job {ctx.names.eval_job}: {reason}: {message}{detail}")
         if state != "Succeeded":
             return
         results = await self._results(ctx)
@@ -373,6 +375,20 @@ class Reconciler:
             await self.client.patch(JOBS, ctx.namespace, name, {"spec": {"suspend": suspended}})
         return job
 
+    async def _pod_failure(self, ctx: JobContext, component: str) -> str:
+        """The last failed pod's termination message (the CLI's error, or the log tail)."""
+        pods = await self._pods(ctx, f"{LABEL_JOB}={ctx.name},{LABEL_COMPONENT}={component}")
+        failures = []
+        for pod in pods:
+            for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+                term = (cs.get("state") or {}).get("terminated") or {}
+                if term.get("exitCode") not in (None, 0) and term.get("message"):
+                    failures.append((term.get("finishedAt") or "", pod["metadata"].get("name", ""), term))
+        if not failures:
+            return ""
+        _, pod_name, term = max(failures, key=lambda f: f[0])
+        return f"; pod {pod_name} exited {term.get('exitCode')}: {failure_tail(term['message'])}"
+
     async def _results(self, ctx: JobContext) -> dict[str, Any] | None:
         pods = await self._pods(ctx, f"{LABEL_JOB}={ctx.name},{LABEL_COMPONENT}=evaluate")
         messages = []
@@ -402,6 +418,13 @@ def job_state(job: dict[str, Any]) -> tuple[str, str, str]:
     if int(status.get("succeeded") or 0) >= 1:
         return "Succeeded", "Complete", ""
     return "Running", "", ""
+
+
+def failure_tail(message: str, lines: int = 3, limit: int = 600) -> str:
+    """The last non-empty lines of a termination message (the error, after any traceback)."""
+    kept = [line.strip() for line in message.strip().splitlines() if line.strip()][-lines:]
+    text = " | ".join(kept)
+    return text if len(text) <= limit else "..." + text[-limit:]
 
 
 def pod_problem(pod: dict[str, Any], crashloop_restarts: int) -> str | None:

@@ -220,10 +220,19 @@ async def test_sampling_job_backoff_exhausted_fails_the_job(cluster, run_operato
         await wait(lambda: cluster.obj("deployments", f"{NAME}-sampler-reference"), what="sampler")
         await cluster.deployment_ready(f"{NAME}-sampler-reference")
         await wait(lambda: cluster.obj("jobs", f"{NAME}-sample"), what="sampling job")
+        labels = cluster.obj("jobs", f"{NAME}-sample")["spec"]["template"]["metadata"]["labels"]
+        for i in range(3):
+            await cluster.pod(f"{NAME}-sample-{i}", labels, {"phase": "Failed", "containerStatuses": [
+                {"name": "sample", "restartCount": 0, "state": {"terminated": {
+                    "exitCode": 1, "reason": "Error", "finishedAt": f"2026-11-28T13:0{i}:00Z",
+                    "message": f"Traceback (most recent call last):\n  ...\nStorageError: attempt {i}: "
+                               "SlowDown on reference/samples.jsonl\n"}}}]})
         await cluster.job_done(f"{NAME}-sample", failed=True)
         await wait(lambda: phase(cluster) == "Failed", what="Failed")
         failed = condition(cluster, "Failed")
         assert failed["reason"] == "SamplingFailed" and "BackoffLimitExceeded" in failed["message"]
+        # The last failed pod's error, not only the Job's condition.
+        assert "StorageError: attempt 2: SlowDown on reference/samples.jsonl" in failed["message"]
 
 
 async def test_suspend_pauses_and_resume_continues(cluster, run_operator, wait, make_job):
