@@ -19,10 +19,11 @@ MAX_TOKENS = 64
 
 
 def test_tier_runs_the_deployment_arguments(vllm_controller, model_dir):
-    """The CPU tier starts vLLM with exactly what the operator's Deployment renders for this spec."""
+    """The CPU tier starts vLLM with what the operator's Deployment renders for this spec, plus
+    only the one documented CPU switch (chunked prefill off: see ``cpu_overrides``)."""
     ctl = vllm_controller
     deployment = vllm_server_args(ctl.spec, model_dir, port=ctl.port, host="127.0.0.1")
-    assert ctl.args == deployment
+    assert ctl.args == deployment + ["--no-enable-chunked-prefill"]
     for flag in ("--model", "--served-model-name", "--port", "--max-model-len", "--dtype", "--seed",
                  "--tensor-parallel-size", "--gpu-memory-utilization"):
         assert flag in deployment
@@ -90,3 +91,22 @@ def test_greedy_single_sample_usage(vllm):
     data = _chat(vllm, build_messages("What is 12 + 30?", PromptSpec()), n=1, temperature=0.0, max_tokens=32)
     (choice,) = data["choices"]
     assert data["usage"]["completion_tokens"] == len(choice["token_ids"])
+
+
+def test_many_seeded_requests_at_once(vllm, tokenizer):
+    """Enough seeded n = K requests in flight that their prompts exceed one step's token budget.
+    With chunked prefill on, vLLM 0.32's CPU worker died here ("CPU Generator does not use
+    offset"); the CPU overrides turn it off, and every request must succeed."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from o1pruner.data import generate_arithmetic
+
+    problems = generate_arithmetic(16, seed=99)
+    prompts = [build_messages(p.problem, PromptSpec()) for p in problems]
+    texts = [tokenizer.apply_chat_template(m, add_generation_prompt=True, tokenize=False) for m in prompts]
+    prompt_tokens = sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts) * 8
+    assert prompt_tokens > 4096  # the same load (16 requests x n=8) that crashed the engine
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(lambda m: _chat(vllm, m, n=8, max_tokens=8, seed=len(m[-1]["content"])), prompts))
+    assert all(len(r["choices"]) == 8 for r in results)
+    assert httpx.get(f"{vllm.url}/health", timeout=10).status_code == 200

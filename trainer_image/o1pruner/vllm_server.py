@@ -125,17 +125,24 @@ def cpu_overrides(spec: PruningJobSpec, model: str) -> dict[str, Any]:
     - ``--max-model-len`` capped at :data:`CPU_MAX_MODEL_LEN` and at the model's own
       ``max_position_embeddings`` (the KV cache of ``VLLM_CPU_KVCACHE_SPACE=1`` GiB must hold at
       least one full-length sequence);
+    - ``--no-enable-chunked-prefill``: vLLM 0.32's CPU worker crashes the engine
+      (``RuntimeError: CPU Generator does not use offset`` in ``_bookkeeping_sync``) when a
+      request with a ``seed`` is only partly prefilled in a step, which chunked prefill does
+      as soon as the prompts in flight exceed the step's token budget (e.g. 16 requests of
+      n = 8). The sampler always sends per-problem seeds, so chunked prefill stays off on CPU.
+
     Everything else stays as the Deployment renders it: vLLM 0.32's CPU build accepts
     ``--tensor-parallel-size 1``, ``--gpu-memory-utilization`` (ignored; the KV cache size
     comes from ``VLLM_CPU_KVCACHE_SPACE``) and ``--seed``. With a spec that already says
-    ``dtype: float32`` and ``maxModelLen: 2048`` the overrides change nothing (the test tier).
+    ``dtype: float32`` and ``maxModelLen: 2048`` the only change is the chunked-prefill switch
+    (the test tier).
     """
     sampler = spec.sampling.sampler
     limit = min(sampler.max_model_len, CPU_MAX_MODEL_LEN)
     model_max = _model_max_len(model)
     if model_max:
         limit = min(limit, model_max)
-    overrides: dict[str, Any] = {"max-model-len": limit}
+    overrides: dict[str, Any] = {"max-model-len": limit, "no-enable-chunked-prefill": True}
     if spec.model.dtype == "auto":
         overrides["dtype"] = "float32"
     return overrides
