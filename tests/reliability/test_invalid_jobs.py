@@ -89,8 +89,6 @@ KNOWN_GAPS = {
     "sign: nvidia.com/gpu: -1 is rejected only as 'tensorParallelSize exceeds the GPUs'",
     "resources-requests-exceed-limits": "no check that requests <= limits (a pod that can never be created; "
     "the Deployment/PyTorchJob fails only later)",
-    "update-add-service-account": "immutability is 'self == oldSelf' on each spec property, which Kubernetes "
-    "skips when the old object lacks the property: spec.serviceAccountName (no default) can be added mid-run",
 }
 
 CASES = [pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=KNOWN_GAPS[p.stem])) if p.stem in KNOWN_GAPS

@@ -118,5 +118,7 @@ def test_sigterm_then_sigkill_mid_checkpoint_resumes_to_the_same_weights(make_tr
     assert got.keys() == expected.keys()
     for name in expected:
         torch.testing.assert_close(got[name], expected[name], rtol=1e-5, atol=1e-6, msg=lambda m: f"{name}: {m} {why}")
+    diff = max(float((got[n] - expected[n]).abs().max()) for n in expected)
     print(f"preemption {why}: SIGTERM at step {term_at} -> checkpoint {term_step}; "
-          f"SIGKILL with partial checkpoint(s) {partial} -> resumed from {complete}")
+          f"SIGKILL with partial checkpoint(s) {partial} -> resumed from {complete}; "
+          f"max |weight difference| vs uninterrupted = {diff:.3g}")

@@ -290,8 +290,6 @@ def test_images_run_non_root_with_an_exec_form_entrypoint(dockerfile):
     assert user and user.split(":")[0] not in ("0", "root"), f"USER: {user}"
 
 
-@pytest.mark.xfail(strict=True, reason="no operator image Dockerfile in the repository yet "
-                   "(the chart runs ghcr.io/o1-pruner/operator)")
 def test_the_operator_image_exists_and_runs_the_operator_directly():
     operator_files = [p for p in _dockerfiles() if "o1pruner-operator" in p.read_text()]
     assert operator_files
