@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import pytest
 from rel_cluster import example_job, operator, operator_config, wait_for
 
 STORAGE_ERROR = ("o1pruner.storage.StorageError: S3 PUT s3://o1pruner-runs/s3-down/reference/shards/"
@@ -76,8 +75,6 @@ async def test_a_failed_phase_job_sets_the_failed_condition(cluster):
     assert not [c for c in cluster.calls if c.verb == "delete" and c.resource == "jobs"]  # its logs stay
 
 
-@pytest.mark.xfail(strict=True, reason="the operator copies only the Job's condition (BackoffLimitExceeded) into "
-                   "status; the failed pod's termination message (the StorageError with code and key) is not read")
 async def test_a_persistent_s3_failure_surfaces_in_the_failed_condition(cluster):
     name = "s3-down"
     async with operator(operator_config(cluster)):
@@ -92,5 +89,6 @@ async def test_a_persistent_s3_failure_surfaces_in_the_failed_condition(cluster)
         await cluster.job_done(f"{name}-sample", failed=True)
         await wait_for(lambda: cluster.phase(name) == "Failed", what="Failed")
     failed = _condition(cluster, name, "Failed")
+    print(f"s3-down: {failed['reason']}: {failed['message']}")
     assert "SlowDown" in failed["message"]
     assert "reference/shards/part-000001764334800000-1a2b3c4d.jsonl" in failed["message"]
