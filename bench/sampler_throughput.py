@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
                 assert row["generated_tokens"] == int(counted), (row["generated_tokens"], counted)
                 vllm_rows.append(row)
                 log.info("vLLM: %s", row)
-                if conc == concurrencies[0]:
+                if conc == concurrencies[0] and not SAMPLES.exists():
                     # graded samples for the trainer benchmark (realistic lengths for padding)
                     by_id = {p.id: p for p in problems}
                     SAMPLES.parent.mkdir(parents=True, exist_ok=True)

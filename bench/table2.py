@@ -59,7 +59,12 @@ def setup_text(s: Setup) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    setup, _ = setup_from_args(argv, __doc__)
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--methods", default=",".join(m[1] for m in METHODS),
+                     help="trained methods to include (a partial table is marked as such)")
+    known, rest = pre.parse_known_args(argv)
+    wanted = known.methods.split(",")
+    setup, _ = setup_from_args(rest, __doc__)
     wall = Timer()
     shared, timings = shared_reference(setup)
     base = shared.store.read_json("eval/base/summary.json")
@@ -70,15 +75,17 @@ def main(argv: list[str] | None = None) -> int:
         row("Fast-solving prompt", fast, base, shared.store, "fast-prompt"),
     ]
     infos, trained = {}, {}
-    for title, name, training in sorted(METHODS, key=lambda m: m[1] != "o1-lam2"):  # O1-Pruner first
+    methods = [m for m in METHODS if m[1] in wanted]
+    for title, name, training in sorted(methods, key=lambda m: m[1] != "o1-lam2"):  # O1-Pruner first
         summary, info = trained_method(setup, shared, name, training)
         infos[name] = info
         trained[name] = row(title, summary, base, None, None, train_steps=info.get("train_steps"),
                             train_examples=info.get("train_examples"), truncated_fraction=info.get("truncated_fraction"))
         log.info("%s: %s", title, trained[name])
-    rows += [trained[name] for _, name, _ in METHODS]
+    rows += [trained[name] for _, name, _ in methods]
+    missing = [title for title, name, _ in METHODS if name not in wanted]
 
-    o1 = rows[-1]
+    o1 = trained.get("o1-lam2") or rows[-1]
     best = max((r for r in rows if r["aes"] is not None), key=lambda r: r["aes"], default=None)
     length_ok = o1["length_change"] <= LENGTH_TARGET
     acc_ok = o1["accuracy"] >= rows[0]["accuracy"]
@@ -88,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         plt = pyplot()
         fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
         names = [r["method"].replace(" (", "\n(") for r in rows]
-        colors = ["#999999", "#bbbbbb", "#8fbf8f", "#e0a060", "#2b7bba"]
+        colors = ["#999999", "#bbbbbb"] + [{"SFT": "#8fbf8f", "DPO": "#e0a060"}.get(r["method"], "#2b7bba") for r in rows[2:]]
         for ax, key, title in zip(axes, ["accuracy", "mean_length", "aes"],
                                   ["accuracy (held-out)", "mean length (tokens)", "AES (higher is better)"]):
             vals = [r[key] if r[key] is not None else 0.0 for r in rows]
@@ -108,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     length_msg = "met" if length_ok else f"missed by {(o1['length_change'] - LENGTH_TARGET) * 100:.1f} points"
     acc_msg = "met" if acc_ok else f"missed by {base_acc - o1['accuracy']:.3f}"
     aes_msg = "met" if aes_ok else "missed (best: " + (best["method"] if best else "none") + ")"
+    if missing:
+        aes_msg += f" among the rows measured; NOT RUN: {', '.join(missing)}"
     verdict = (
         f"Targets for O1-Pruner: mean length -40 % or better -> {o1['length_change']:+.1%} ({length_msg}); "
         f"accuracy >= baseline -> {o1['accuracy']:.3f} vs {base_acc:.3f} ({acc_msg}); "
@@ -127,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
          ("length_ratio", "length_ratio"), ("aes", "aes"), ("truncated_fraction", "truncated")],
         {"seed": setup.seed, "wall_seconds": wall.seconds(), "setup": setup.__dict__, "reference": ref,
          "timings": timings, "training": infos,
+         "methods_not_run": missing,
          "targets": {"length_change": LENGTH_TARGET, "length_met": length_ok, "accuracy_met": acc_ok, "best_aes_met": aes_ok}},
         plot,
         notes,

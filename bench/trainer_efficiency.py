@@ -92,6 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     model, tok = tr.load_policy(model_path, t, dtype, device)
     units = tr.build_units("o1-pruner", examples, tok, PromptSpec(), t.max_length, problems)
     steps = min(args.steps, len(units) // args.batch_size)
+    # only the examples the measured steps use (a seeded subset keeps the length mix)
+    import random
+
+    random.Random(args.seed).shuffle(units)
+    units = units[: steps * args.batch_size]
     pad = tok.pad_token_id
 
     timer = Timer()
