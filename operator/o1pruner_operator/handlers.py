@@ -21,7 +21,7 @@ from o1pruner.spec import GROUP, PLURAL, VERSION
 from o1pruner_operator import metrics
 from o1pruner_operator.backends import backend_for
 from o1pruner_operator.kube import (
-    CONFIGMAPS, DEPLOYMENTS, JOBS, SERVICES, Credentials, KubeClient,
+    CONFIGMAPS, DEPLOYMENTS, JOBS, NETWORKPOLICIES, SERVICES, Credentials, KubeClient,
 )
 from o1pruner_operator.manifests.common import Names
 from o1pruner_operator.reconcile import Reconciler
@@ -121,6 +121,8 @@ def build_registry(config: OperatorConfig | None = None) -> kopf.OperatorRegistr
                 (DEPLOYMENTS, names.sampler("pruned")), (SERVICES, names.sampler("pruned")),
                 (DEPLOYMENTS, names.sampler("reference")), (SERVICES, names.sampler("reference")),
                 (CONFIGMAPS, names.config),
+                *([(NETWORKPOLICIES, names.sampler(r)) for r in ("pruned", "reference")]
+                  if rt.config.sampler_network_policy else []),
             ]:
                 if await rt.client.delete(res_, namespace, child):
                     logger.info("deleted %s %s", res_.kind, child)

@@ -23,6 +23,8 @@ REQUIRED_RULES: list[dict[str, Any]] = [
     {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "create", "patch", "delete"]},
     {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "create", "patch", "delete"]},
     {"apiGroups": ["kubeflow.org"], "resources": ["pytorchjobs"], "verbs": ["get", "create", "patch", "delete"]},
+    # The optional sampler NetworkPolicy (O1PRUNER_SAMPLER_NETWORK_POLICY).
+    {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": ["get", "create", "delete"]},
     # Sampler crash loops and the eval container's termination message.
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
 ]

@@ -18,9 +18,11 @@ from o1pruner.spec import SamplerSpec, SpecError, TrainerResources, parse_spec
 
 from o1pruner_operator import metrics
 from o1pruner_operator.backends import TrainingBackend
-from o1pruner_operator.kube import CONFIGMAPS, DEPLOYMENTS, JOBS, PODS, PRUNINGJOBS, SERVICES, KubeClient
+from o1pruner_operator.kube import (
+    CONFIGMAPS, DEPLOYMENTS, JOBS, NETWORKPOLICIES, PODS, PRUNINGJOBS, SERVICES, KubeClient,
+)
 from o1pruner_operator.manifests import (
-    JobContext, config_map, eval_job, sample_job, sampler_deployment, sampler_service,
+    JobContext, config_map, eval_job, sample_job, sampler_deployment, sampler_network_policy, sampler_service,
 )
 from o1pruner_operator.manifests.common import LABEL_COMPONENT, LABEL_JOB, Names
 from o1pruner_operator.manifests.sampler import component as sampler_component
@@ -335,6 +337,9 @@ class Reconciler:
         want = 0 if suspended else ctx.spec.sampling.sampler.replicas
         dep = await self._ensure(DEPLOYMENTS, sampler_deployment(ctx, role, replicas=want), draft)
         await self._ensure(SERVICES, sampler_service(ctx, role), draft)
+        if self.config.sampler_network_policy:
+            policy = sampler_network_policy(ctx, role, self.config.sampler_network_policy_allow_namespaces)
+            await self._ensure(NETWORKPOLICIES, policy, draft)
         draft.new["children"][f"sampler-{role}"] = f"Deployment/{ctx.names.sampler(role)}"
         if (dep.get("spec") or {}).get("replicas") != want:
             await self.client.patch(DEPLOYMENTS, ctx.namespace, ctx.names.sampler(role), {"spec": {"replicas": want}})

@@ -16,6 +16,21 @@ def _int(env: Mapping[str, str], key: str, default: int) -> int:
     return int(raw) if raw else default
 
 
+def _bool(env: Mapping[str, str], key: str, default: bool) -> bool:
+    raw = env.get(key, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{key}: {raw!r} is not a boolean (true/false)")
+
+
+def _list(env: Mapping[str, str], key: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in env.get(key, "").split(",") if item.strip())
+
+
 def _float(env: Mapping[str, str], key: str, default: float) -> float:
     raw = env.get(key, "").strip()
     return float(raw) if raw else default
@@ -48,6 +63,10 @@ class OperatorConfig:
     sampler_image: str = ""
     trainer_image: str = ""
     pushgateway_url: str = ""
+    #: Create a NetworkPolicy per sampler that admits only the PruningJob's own pods (and the
+    #: namespaces below, e.g. where Prometheus runs) to the vLLM port. Needs a CNI that enforces it.
+    sampler_network_policy: bool = False
+    sampler_network_policy_allow_namespaces: tuple[str, ...] = ()
     #: For tests and local development only: an explicit API server (no TLS verification).
     kube_server: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -55,9 +74,8 @@ class OperatorConfig:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "OperatorConfig":
         env = os.environ if env is None else env
-        namespaces = tuple(n.strip() for n in env.get("O1PRUNER_NAMESPACES", "").split(",") if n.strip())
         return cls(
-            namespaces=namespaces,
+            namespaces=_list(env, "O1PRUNER_NAMESPACES"),
             peering=env.get("O1PRUNER_PEERING", "").strip(),
             resync_seconds=_float(env, "O1PRUNER_RESYNC_SECONDS", 15.0),
             metrics_port=_int(env, "O1PRUNER_METRICS_PORT", 8080),
@@ -76,6 +94,8 @@ class OperatorConfig:
             sampler_image=env.get("O1PRUNER_SAMPLER_IMAGE", "").strip(),
             trainer_image=env.get("O1PRUNER_TRAINER_IMAGE", "").strip(),
             pushgateway_url=env.get("O1PRUNER_PUSHGATEWAY_URL", "").strip(),
+            sampler_network_policy=_bool(env, "O1PRUNER_SAMPLER_NETWORK_POLICY", False),
+            sampler_network_policy_allow_namespaces=_list(env, "O1PRUNER_SAMPLER_NETWORK_POLICY_ALLOW_NAMESPACES"),
             kube_server=env.get("O1PRUNER_KUBE_SERVER", "").strip(),
         )
 

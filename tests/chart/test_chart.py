@@ -362,8 +362,9 @@ def test_alerts_fire_when_they_should(rendered, tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
 
 
-def _operator_children():
-    """Pod templates the operator builds for the example PruningJob (workers=1 for a Worker replica)."""
+def _operator_children(pushgateway: bool = True):
+    """Pod templates the operator builds for the example PruningJob (workers=1 for a Worker replica);
+    ``pushgateway=False``: the same job with pods that serve /metrics instead of pushing."""
     common = pytest.importorskip("o1pruner_operator.manifests.common", reason="operator package not importable")
     jobs = pytest.importorskip("o1pruner_operator.manifests.jobs")
     ptj = pytest.importorskip("o1pruner_operator.manifests.pytorchjob")
@@ -373,6 +374,8 @@ def _operator_children():
     job = load_job(ROOT / "examples" / "pruningjob.yaml")
     spec = job.spec.model_copy(deep=True)
     spec.training.trainer.workers = 1
+    if not pushgateway:
+        spec.metrics.pushgateway_url = None
     ctx = common.JobContext(name=job.metadata.name, namespace="default", uid="uid-1", spec=spec)
     samplers = [sampler.sampler_deployment(ctx, role)["spec"]["template"] for role in ("reference", "pruned")]
     pipeline = [jobs.sample_job(ctx)["spec"]["template"], jobs.eval_job(ctx)["spec"]["template"],
@@ -407,10 +410,17 @@ def test_pod_monitors_select_every_operator_child(rendered):
         assert _selected(pod, pm["selector"]) and not _selected(pod, sm["selector"]), pod["metadata"]["labels"]
 
 
-@pytest.mark.xfail(reason="operator: sample/evaluate/train containers declare no container port named 'metrics' "
-                          "(spec.metrics.port); the pipeline PodMonitor scrapes by port name", strict=False)
-def test_pipeline_pods_declare_the_metrics_port(rendered):
-    _, pipeline = _operator_children()
+def test_pipeline_pods_declare_the_metrics_port_when_they_serve(rendered):
     port = rendered["monitoring-on"].get("PodMonitor", f"{FULLNAME}-pipeline")["spec"]["podMetricsEndpoints"][0]["port"]
-    for pod in pipeline:
+    _, serving = _operator_children(pushgateway=False)
+    components = [pod["metadata"]["labels"]["app.kubernetes.io/component"] for pod in serving]
+    assert components == ["sample", "evaluate", "train-master", "train-worker"]
+    # Only global rank 0 publishes the trainer's metrics: Worker pods have nothing to scrape.
+    assert port not in _port_names(serving.pop())
+    for pod in serving:
         assert port in _port_names(pod), pod["metadata"]["labels"]
+        (declared,) = [p for c in pod["spec"]["containers"] for p in c.get("ports", []) if p["name"] == port]
+        assert declared["containerPort"] == 9400
+    _, pushing = _operator_children(pushgateway=True)  # nothing listens: no target for the PodMonitor
+    for pod in pushing:
+        assert port not in _port_names(pod), pod["metadata"]["labels"]

@@ -92,3 +92,32 @@ def test_whole_object_and_round_trip(tmp_path):
 @pytest.mark.parametrize("example", sorted((ROOT / "examples").glob("*.yaml")), ids=lambda p: p.name)
 def test_examples_validate(example):
     assert isinstance(load_job(example).spec, PruningJobSpec)
+
+
+@pytest.mark.parametrize("text, value", [("8", 8), (8, 8), ("500m", 0.5), ("16Gi", 16 * 1024**3), ("1e3", 1000),
+                                         ("2k", 2000), ("1.5M", 1_500_000), ("0", 0)])
+def test_parse_quantity(text, value):
+    from o1pruner.spec import parse_quantity
+
+    assert parse_quantity(text) == pytest.approx(value)
+
+
+@pytest.mark.parametrize("resources, path, words", [
+    ({"limits": {"nvidia.com/gpu": "0.5"}}, "spec.sampling.sampler.resources.limits", "whole number of GPUs"),
+    ({"limits": {"nvidia.com/gpu": -1}}, "spec.sampling.sampler.resources.limits", "negative"),
+    ({"requests": {"cpu": "-2"}}, "spec.sampling.sampler.resources.requests", "negative"),
+    ({"requests": {"memory": "64Gi"}, "limits": {"memory": "32Gi"}}, "spec.sampling.sampler.resources",
+     "requests.memory 64Gi exceeds limits.memory 32Gi"),
+])
+def test_resources_are_checked_like_the_api_server_checks_pods(resources, path, words):
+    job = {"model": {"source": "Qwen/QwQ-32B-Preview"},
+           "datasets": {"train": {"name": "t", "source": "builtin:arithmetic"},
+                        "eval": [{"name": "e", "source": "builtin:arithmetic"}]},
+           "storage": {"uri": "/tmp/x"}, "sampling": {"sampler": {"resources": resources}}}
+    with pytest.raises(SpecError) as err:
+        parse_spec(job)
+    ((where, msg),) = err.value.errors
+    assert where == path and words in msg, err.value.errors
+    ok = {**job, "sampling": {"sampler": {"resources": {"requests": {"memory": "16Gi", "cpu": "500m"},
+                                                         "limits": {"memory": "16Gi", "nvidia.com/gpu": 2}}}}}
+    assert parse_spec(ok).sampling.sampler.resources.gpus() == 2

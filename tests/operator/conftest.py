@@ -36,6 +36,7 @@ RESOURCES: dict[str, dict[str, Any]] = {
     "apps/v1/deployments": dict(kind="Deployment", namespaced=True),
     "batch/v1/jobs": dict(kind="Job", namespaced=True),
     "kubeflow.org/v1/pytorchjobs": dict(kind="PyTorchJob", namespaced=True),
+    "networking.k8s.io/v1/networkpolicies": dict(kind="NetworkPolicy", namespaced=True),
     "o1pruner.dev/v1alpha1/pruningjobs": dict(kind="PruningJob", namespaced=True, subresources={"status"}),
 }
 VERBS = {"get", "list", "watch", "create", "patch", "update", "delete"}
@@ -48,6 +49,7 @@ PATHS = {
     "pods": "/api/v1/namespaces/{ns}/pods",
     "jobs": "/apis/batch/v1/namespaces/{ns}/jobs",
     "pytorchjobs": "/apis/kubeflow.org/v1/namespaces/{ns}/pytorchjobs",
+    "networkpolicies": "/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies",
 }
 RES_KEYS = {
     "pruningjobs": "o1pruner.dev/v1alpha1/pruningjobs",
@@ -57,6 +59,7 @@ RES_KEYS = {
     "pods": "v1/pods",
     "jobs": "batch/v1/jobs",
     "pytorchjobs": "kubeflow.org/v1/pytorchjobs",
+    "networkpolicies": "networking.k8s.io/v1/networkpolicies",
     "events": "v1/events",
 }
 

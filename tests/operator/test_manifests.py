@@ -216,3 +216,29 @@ def test_jobs_call_the_cli_contract(ctx):
         "--endpoint", "http://marco-o1-pruned-sampler-pruned.research.svc:8000/v1"]
     assert evaluate["containers"][0]["terminationMessagePath"] == "/dev/termination-log"
     assert {"name": "config", "configMap": {"name": "marco-o1-pruned-config"}} in evaluate["volumes"]
+
+
+def test_sampler_network_policy_admits_only_the_jobs_pods(ctx):
+    from o1pruner_operator.manifests import sampler_network_policy
+
+    policy = sampler_network_policy(ctx, "reference", ("monitoring",))
+    dep = sampler_deployment(ctx, "reference")
+    assert policy["metadata"]["ownerReferences"] == dep["metadata"]["ownerReferences"]
+    assert policy["spec"]["podSelector"]["matchLabels"] == dep["spec"]["selector"]["matchLabels"]
+    (rule,) = policy["spec"]["ingress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 8000}]
+    job_pod_labels = sample_job(ctx)["spec"]["template"]["metadata"]["labels"]
+    pod_peer, ns_peer = rule["from"]
+    assert pod_peer["podSelector"]["matchLabels"].items() <= job_pod_labels.items()
+    assert ns_peer == {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+
+
+def test_operator_settings_parse_the_network_policy_switch():
+    from o1pruner_operator.settings import OperatorConfig
+
+    cfg = OperatorConfig.from_env({"O1PRUNER_SAMPLER_NETWORK_POLICY": "true",
+                                   "O1PRUNER_SAMPLER_NETWORK_POLICY_ALLOW_NAMESPACES": "monitoring, obs"})
+    assert cfg.sampler_network_policy and cfg.sampler_network_policy_allow_namespaces == ("monitoring", "obs")
+    assert not OperatorConfig.from_env({}).sampler_network_policy
+    with pytest.raises(ValueError, match="O1PRUNER_SAMPLER_NETWORK_POLICY"):
+        OperatorConfig.from_env({"O1PRUNER_SAMPLER_NETWORK_POLICY": "maybe"})

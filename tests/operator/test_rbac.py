@@ -3,14 +3,24 @@ rule there is used (kopf-only verbs a short run does not reach are listed in KOP
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
+import pytest
+
 from o1pruner_operator import rbac
+from o1pruner_operator.settings import OperatorConfig
 
 NAME = "rbac-job"
 RESULTS = {"datasets": {"math500": {"baseAccuracy": 0.7, "prunedAccuracy": 0.7, "baseLength": 100,
                                     "prunedLength": 60}}}
 VERB = {"LIST": "list", "WATCH": "watch", "FETCH": "get", "CREATE": "create", "DELETE": "delete"}
+
+
+@pytest.fixture()
+def operator_config(operator_config: OperatorConfig) -> OperatorConfig:
+    """Every optional child on (the sampler NetworkPolicy), so every granted rule is exercised."""
+    return dataclasses.replace(operator_config, sampler_network_policy=True)
 
 
 def api_calls(emu) -> set[tuple[str, str, str]]:
@@ -57,6 +67,7 @@ async def test_required_rules_cover_exactly_what_the_operator_does(cluster, run_
     calls = api_calls(cluster.emu)
     assert ("o1pruner.dev", "pruningjobs/status", "patch") in calls
     assert ("kubeflow.org", "pytorchjobs", "create") in calls
+    assert ("networking.k8s.io", "networkpolicies", "delete") in calls
     missing = {c for c in calls if not rbac.covers(*c)}
     assert not missing, f"API calls not granted by REQUIRED_RULES: {sorted(missing)}"
     unused = rbac.expand() - calls - rbac.KOPF_ONLY

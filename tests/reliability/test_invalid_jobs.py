@@ -81,15 +81,7 @@ def test_changing_only_suspend_is_allowed(crd):
 
 #: Invalid jobs that get through (or are rejected for the wrong reason) today; strict xfail, so
 #: the test turns red the day one is fixed and the entry must go.
-KNOWN_GAPS = {
-    "resources-fractional-gpu": "GPU counts are not checked as whole numbers: the CRD rejects only through "
-    "a CEL evaluation error of the tensorParallelSize rule and the model says \"invalid literal for int()\" "
-    "at spec.sampling.sampler; neither names resources.limits.nvidia.com/gpu",
-    "resources-negative-gpu": "the quantity pattern (spec.py _QUANTITY, crd.py QUANTITY_PATTERN) admits a "
-    "sign: nvidia.com/gpu: -1 is rejected only as 'tensorParallelSize exceeds the GPUs'",
-    "resources-requests-exceed-limits": "no check that requests <= limits (a pod that can never be created; "
-    "the Deployment/PyTorchJob fails only later)",
-}
+KNOWN_GAPS: dict[str, str] = {}
 
 CASES = [pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=KNOWN_GAPS[p.stem])) if p.stem in KNOWN_GAPS
          else p for p in CORPUS]

@@ -97,8 +97,6 @@ def test_a_dataset_with_no_valid_line_fails_the_phase_with_a_clear_error(tmp_pat
         pipeline.phase_sample(ctx, sampler=object())
 
 
-@pytest.mark.xfail(strict=True, reason="data.load_dataset decodes the whole file as UTF-8: one non-UTF-8 "
-                   "byte raises UnicodeDecodeError instead of counting that line as malformed (lead: data.py)")
 def test_a_line_that_is_not_utf8_is_counted_not_fatal(tmp_path):
     from o1pruner.data import load_dataset
     from o1pruner.spec import DatasetSpec

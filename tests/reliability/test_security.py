@@ -194,7 +194,7 @@ def _chart_rules() -> list[dict]:
 
 async def test_rbac_is_least_privilege(cluster):
     await _secret(cluster)
-    cfg = operator_config(cluster)
+    cfg = operator_config(cluster, sampler_network_policy=True)  # every optional child on
     async with operator(cfg):
         await cluster.create("pruningjobs", example_job("rbac-ok"))
         await drive_lifecycle(cluster, "rbac-ok")
@@ -239,8 +239,6 @@ async def test_rbac_is_least_privilege(cluster):
 
 
 # --------------------------------------------------------------------------- network, images
-@pytest.mark.xfail(strict=True, reason="the operator has no option to create a NetworkPolicy for the sampler "
-                   "Service (expected: OperatorConfig.sampler_network_policy / O1PRUNER_SAMPLER_NETWORK_POLICY)")
 async def test_optional_network_policy_admits_only_the_jobs_pods_to_the_sampler(cluster):
     import dataclasses
 

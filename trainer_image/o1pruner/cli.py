@@ -9,7 +9,7 @@
     o1pruner crd                               print the CRD generated from the spec model
 
 Exit codes: 0 done, 2 invalid spec, 3 a phase failed (its outputs so far are kept),
-143 preempted (checkpoint saved).
+4 storage unreachable or refused (after retries), 143 preempted (checkpoint saved).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def _print_report(report: dict) -> None:
     aes = avg.get("aes")
     print(
         f"\nmean length {avg['baseLength']:.1f} → {avg['prunedLength']:.1f} tokens "
-        f"({avg['lengthReduction'] * 100:+.1f}% reduction), accuracy {avg['baseAccuracy']:.3f} → "
+        f"({avg['lengthReduction'] * 100:.1f}% shorter), accuracy {avg['baseAccuracy']:.3f} → "
         f"{avg['prunedAccuracy']:.3f}, AES {'n/a' if aes is None else f'{aes:.3f}'}; "
         f"tokens saved {report['tokens']['saved']} ({report['tokens']['savedFraction'] * 100:.1f}%)"
     )
@@ -164,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
     from o1pruner.pipeline import PhaseError
+    from o1pruner.storage import StorageError
     from o1pruner.training import PreemptedError
 
     try:
@@ -177,6 +178,10 @@ def main(argv: list[str] | None = None) -> int:
     except PhaseError as exc:
         print(f"phase failed: {exc}", file=sys.stderr)
         return 3
+    except StorageError as exc:
+        where = f" ({exc.uri})" if exc.uri else ""
+        print(f"storage failed{where}: {exc}", file=sys.stderr)
+        return 4
 
 
 if __name__ == "__main__":

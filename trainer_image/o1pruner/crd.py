@@ -46,17 +46,40 @@ IMMUTABLE_MESSAGE = "is immutable while the job exists (only spec.suspend may ch
 MUTABLE_SPEC_FIELDS = {"suspend"}
 
 
+WHOLE_NUMBER = "^[0-9]+$"
+
+
 def _gpu_rule(count_field: str, what: str) -> dict[str, str]:
     gpu = "self.resources.limits['nvidia.com/gpu']"
     return {
         "rule": (
             "!has(self.resources) || !has(self.resources.limits) || "
-            f"!('nvidia.com/gpu' in self.resources.limits) || int(string({gpu})) == 0 || "
-            f"self.{count_field} <= int(string({gpu}))"
+            f"!('nvidia.com/gpu' in self.resources.limits) || !string({gpu}).matches('{WHOLE_NUMBER}') || "
+            f"int(string({gpu})) == 0 || self.{count_field} <= int(string({gpu}))"
         ),
         "message": f"{count_field} exceeds the GPUs in resources.limits (nvidia.com/gpu) {what}",
         "fieldPath": f".{count_field}",
     }
+
+
+def _resource_rules() -> list[dict[str, str]]:
+    """What :class:`o1pruner.spec.Resources` checks per quantity, as CEL: no negative quantity and
+    whole GPU counts. (requests <= limits needs the ``quantity()`` CEL library, Kubernetes >= 1.29;
+    the spec model checks it and the operator reports it in the ``Ready`` condition.)"""
+    rules = []
+    for part in ("requests", "limits"):
+        rules.append({
+            "rule": f"!has(self.{part}) || self.{part}.all(k, !string(self.{part}[k]).startsWith('-'))",
+            "message": f"{part}: resource quantities must be >= 0",
+            "fieldPath": f".{part}",
+        })
+        rules.append({
+            "rule": (f"!has(self.{part}) || self.{part}.all(k, !k.endsWith('/gpu') || "
+                     f"string(self.{part}[k]).matches('{WHOLE_NUMBER}'))"),
+            "message": f"{part}: GPU counts (nvidia.com/gpu) must be whole non-negative numbers",
+            "fieldPath": f".{part}",
+        })
+    return rules
 
 
 #: CEL restatements of the model's cross-field validators, by path below ``spec``.
@@ -103,6 +126,7 @@ CEL_RULES: dict[tuple[str, ...], list[dict[str, str]]] = {
         }
     ],
     ("sampling", "sampler"): [_gpu_rule("tensorParallelSize", "of the sampler")],
+    ("sampling", "sampler", "resources"): _resource_rules(),
     ("training",): [
         {
             "rule": "self.batchSize % self.microBatchSize == 0",
@@ -133,6 +157,7 @@ CEL_RULES: dict[tuple[str, ...], list[dict[str, str]]] = {
         },
     ],
     ("training", "trainer"): [_gpu_rule("nprocPerNode", "per node")],
+    ("training", "trainer", "resources"): _resource_rules(),
 }
 
 ROOT_RULES = [

@@ -153,13 +153,33 @@ def _parse_line(obj: Any, dataset: str, index: int) -> Problem | str:
     return Problem(id=str(pid), problem=problem, answer=answer, difficulty=_difficulty(obj), meta=meta)
 
 
-def parse_jsonl(text: str, dataset: str) -> LoadResult:
-    """Parse JSONL text into problems; bad lines are collected, not raised. Blank lines are skipped."""
+def _jsonl_lines(data: str | bytes) -> list[str | UnicodeDecodeError]:
+    """Split JSONL into lines; with bytes, each line is decoded on its own (a BOM is allowed on the
+    first), so one non-UTF-8 line is one bad line, not a failed file."""
+    if isinstance(data, str):
+        return data.splitlines()
+    lines: list[str | UnicodeDecodeError] = []
+    for index, raw in enumerate(data.split(b"\n")):
+        try:
+            lines.append(raw.rstrip(b"\r").decode("utf-8-sig" if index == 0 else "utf-8"))
+        except UnicodeDecodeError as exc:
+            lines.append(exc)
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def parse_jsonl(data: str | bytes, dataset: str) -> LoadResult:
+    """Parse JSONL (text, or bytes decoded line by line) into problems; bad lines are collected,
+    not raised. Blank lines are skipped."""
     problems: list[Problem] = []
     bad: list[tuple[int, str]] = []
     seen: set[str] = set()
-    for index, line in enumerate(text.splitlines()):
+    for index, line in enumerate(_jsonl_lines(data)):
         lineno = index + 1
+        if isinstance(line, UnicodeDecodeError):
+            bad.append((lineno, f"not UTF-8: byte 0x{line.object[line.start]:02x} at column {line.start + 1}"))
+            continue
         if not line.strip():
             continue
         try:
@@ -350,7 +370,7 @@ def load_dataset(ds: DatasetSpec, read_bytes: Callable[[str], bytes] | None = No
         raw = read_bytes(ds.source)
     else:
         raw = Path(ds.source).expanduser().read_bytes()
-    result = parse_jsonl(raw.decode("utf-8-sig"), ds.name)
+    result = parse_jsonl(raw, ds.name)
     if ds.limit is not None:
         result.problems = result.problems[: ds.limit]
     return result

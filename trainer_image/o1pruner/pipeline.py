@@ -56,7 +56,8 @@ class Context:
 def open_context(job: PruningJob, phase: str = "local", with_metrics: bool = True) -> Context:
     store = open_storage(job.spec.storage)
     metrics = None
-    if with_metrics:
+    # Under torchrun only global rank 0 publishes (serves or pushes) the phase's metrics.
+    if with_metrics and os.environ.get("RANK", "0") == "0":
         from o1pruner.metrics import PipelineMetrics
 
         metrics = PipelineMetrics(job.metadata.name, job.spec.model.served_name, job.spec.metrics, phase=phase)

@@ -21,6 +21,7 @@ schedule and 10 % warm-up, max grad norm 10, cutoff 3072 tokens.
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -87,15 +88,40 @@ class _Model(BaseModel):
 Quantity = Annotated[str | int, Field(union_mode="left_to_right")]
 
 
+_DECIMAL_SUFFIX = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
+_BINARY_SUFFIX = {"Ki": 1, "Mi": 2, "Gi": 3, "Ti": 4, "Pi": 5, "Ei": 6}
+
+
+def parse_quantity(value: str | int) -> Decimal:
+    """The value of a Kubernetes quantity (``500m`` → 0.5, ``16Gi`` → 17179869184, ``1e3`` → 1000)."""
+    text = str(value)
+    if not re.match(_QUANTITY, text):
+        raise ValueError(f"{value!r} is not a Kubernetes quantity (e.g. 8, 500m, 16Gi)")
+    for suffix, power in _BINARY_SUFFIX.items():
+        if text.endswith(suffix):
+            return Decimal(text[: -len(suffix)]) * (Decimal(1024) ** power)
+    if text[-1:] in _DECIMAL_SUFFIX and not text[-1:].isdigit():
+        return Decimal(text[:-1]).scaleb(_DECIMAL_SUFFIX[text[-1]])
+    return Decimal(text)  # plain number or exponent form
+
+
 def _check_quantities(values: dict[str, Any]) -> dict[str, Any]:
     for key, val in values.items():
         if not re.match(_QUANTITY, str(val)):
             raise ValueError(f"{key}: {val!r} is not a Kubernetes quantity (e.g. 8, 500m, 16Gi)")
+        if parse_quantity(val) < 0:
+            raise ValueError(f"{key}: {val!r} is negative; resource quantities must be >= 0")
+        if key.endswith("/gpu") and parse_quantity(val) != int(parse_quantity(val)):
+            raise ValueError(f"{key}: {val!r} is not a whole number of GPUs (devices cannot be shared fractionally)")
     return values
 
 
 class Resources(_Model):
-    """Kubernetes ``ResourceRequirements`` (requests/limits), e.g. ``nvidia.com/gpu: 8``."""
+    """Kubernetes ``ResourceRequirements`` (requests/limits), e.g. ``nvidia.com/gpu: 8``.
+
+    Checked as the API server would check the pods made from it: quantities are valid and
+    non-negative, GPU counts (``*/gpu``) are whole numbers, and no request exceeds its limit.
+    """
 
     requests: dict[str, Quantity] = Field(default_factory=dict)
     limits: dict[str, Quantity] = Field(default_factory=dict)
@@ -105,10 +131,18 @@ class Resources(_Model):
     def _quantities(cls, v: dict[str, Any]) -> dict[str, Any]:
         return _check_quantities(v)
 
+    @model_validator(mode="after")
+    def _requests_within_limits(self) -> Resources:
+        for key, request in self.requests.items():
+            if key in self.limits and parse_quantity(request) > parse_quantity(self.limits[key]):
+                raise ValueError(f"requests.{key} {request} exceeds limits.{key} {self.limits[key]} "
+                                 "(a pod whose request is above its limit is never created)")
+        return self
+
     def gpus(self) -> int:
         """GPUs asked for (``nvidia.com/gpu`` limit, else request, else 0)."""
         raw = self.limits.get("nvidia.com/gpu", self.requests.get("nvidia.com/gpu", 0))
-        return int(raw)
+        return int(parse_quantity(raw))
 
 
 class Toleration(_Model):
@@ -250,7 +284,10 @@ class SamplerSpec(_Model):
     image: str = "vllm/vllm-openai:v0.11.0"
     replicas: int = Field(default=1, ge=1, le=64)
     tensor_parallel_size: int = Field(default=1, ge=1, le=16)
-    max_model_len: int = Field(default=16384, ge=256)
+    max_model_len: int | None = Field(
+        default=None, ge=256,
+        description="vLLM --max-model-len; unset: the model's own context length (a larger value fails to start).",
+    )
     gpu_memory_utilization: float = Field(default=0.9, gt=0.0, le=1.0)
     extra_args: list[str] = Field(default_factory=list)
     resources: Resources = Field(

@@ -138,7 +138,7 @@ def cpu_overrides(spec: PruningJobSpec, model: str) -> dict[str, Any]:
     (the test tier).
     """
     sampler = spec.sampling.sampler
-    limit = min(sampler.max_model_len, CPU_MAX_MODEL_LEN)
+    limit = min(sampler.max_model_len or CPU_MAX_MODEL_LEN, CPU_MAX_MODEL_LEN)
     model_max = _model_max_len(model)
     if model_max:
         limit = min(limit, model_max)

@@ -179,6 +179,14 @@ def common_env(ctx: JobContext) -> list[dict[str, Any]]:
     return env + s3_env(ctx)
 
 
+def metrics_ports(ctx: JobContext) -> list[dict[str, Any]]:
+    """The ``metrics`` container port the pipeline PodMonitor scrapes by name, when the pod serves
+    ``/metrics`` (spec.metrics.port); none when it pushes to a Pushgateway instead."""
+    if ctx.spec.metrics.pushgateway_url:
+        return []
+    return [{"name": "metrics", "containerPort": ctx.spec.metrics.port, "protocol": "TCP"}]
+
+
 def config_volume(ctx: JobContext) -> dict[str, Any]:
     return {"name": "config", "configMap": {"name": ctx.names.config}}
 

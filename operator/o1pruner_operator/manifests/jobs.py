@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from o1pruner_operator.manifests.common import (
-    JOB_FILE, JobContext, common_env, config_mount, config_volume, container_security_context,
+    JOB_FILE, JobContext, common_env, config_mount, config_volume, container_security_context, metrics_ports,
     metadata, pod_spec_base, scratch_mounts, scratch_volumes,
 )
 
@@ -21,6 +21,7 @@ def _job(ctx: JobContext, name: str, component: str, command: list[str]) -> dict
             "command": command,
             "env": common_env(ctx),
             "resources": ctx.client_resources,
+            "ports": metrics_ports(ctx),
             "volumeMounts": [config_mount(), *scratch_mounts()],
             # The evaluate CLI writes its compact result JSON here; the operator reads it from
             # the pod status. On a crash the log tail is the message instead.

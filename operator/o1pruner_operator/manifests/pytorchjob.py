@@ -10,7 +10,7 @@ from typing import Any
 
 from o1pruner_operator.manifests.common import (
     DEEPSPEED_FILE, JOB_FILE, JobContext, common_env, config_mount, config_volume,
-    container_security_context, metadata, placement, pod_spec_base, scratch_mounts, scratch_volumes,
+    container_security_context, metrics_ports, metadata, placement, pod_spec_base, scratch_mounts, scratch_volumes,
     shm_mount, shm_volume,
 )
 
@@ -30,6 +30,8 @@ def _replica(ctx: JobContext, replicas: int, role: str) -> dict[str, Any]:
             "command": ["torchrun", "--no-python", "o1pruner", "train", JOB_FILE],
             "env": env,
             "resources": trainer.resources.to_wire(),
+            # Global rank 0 (on the Master) publishes the trainer's metrics; Workers serve none.
+            "ports": metrics_ports(ctx) if role == "Master" else [],
             "volumeMounts": [config_mount(), shm_mount(), *scratch_mounts()],
             "securityContext": container_security_context(),
         }],

@@ -12,7 +12,7 @@ from o1pruner.spec import EMBEDDED_PREFIX
 from o1pruner.vllm_args import VLLM_SERVER_MODULE, vllm_server_args
 
 from o1pruner_operator.manifests.common import (
-    SAMPLER_PORT, JobContext, common_env, config_mount, config_volume, container_security_context,
+    LABEL_JOB, SAMPLER_PORT, JobContext, common_env, config_mount, config_volume, container_security_context,
     metadata, placement, pod_spec_base, scratch_mounts, scratch_volumes, selector_labels,
     shm_mount, shm_volume,
 )
@@ -125,5 +125,23 @@ def sampler_service(ctx: JobContext, role: str) -> dict[str, Any]:
             "type": "ClusterIP",
             "selector": selector_labels(ctx, component(role)),
             "ports": [{"name": "http", "port": SAMPLER_PORT, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+def sampler_network_policy(ctx: JobContext, role: str, allow_namespaces: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Ingress to the sampler's vLLM port only from this PruningJob's own pods (the sampling and
+    evaluation Jobs carry ``o1pruner.dev/job``) and, for scrapes of ``/metrics``, from the
+    namespaces in ``allow_namespaces``. Nothing else in the cluster can reach the model."""
+    peers: list[dict[str, Any]] = [{"podSelector": {"matchLabels": {LABEL_JOB: ctx.name}}}]
+    peers += [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}} for ns in allow_namespaces]
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": metadata(ctx, ctx.names.sampler(role), component(role)),
+        "spec": {
+            "podSelector": {"matchLabels": selector_labels(ctx, component(role))},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": peers, "ports": [{"protocol": "TCP", "port": SAMPLER_PORT}]}],
         },
     }
