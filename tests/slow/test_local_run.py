@@ -1,6 +1,6 @@
 """The one-command local run, for real: examples/local.yaml on SmolLM2-135M-Instruct on this CPU.
 
-Slow tier (~15 minutes on 2 cores): `pytest -m slow`. It asserts the product's headline claim at
+Slow tier (~9 minutes on 2 cores): `pytest -m slow`. It asserts the product's headline claim at
 small scale: the pruned model answers the held-out arithmetic set with fewer tokens.
 """
 

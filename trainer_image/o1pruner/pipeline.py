@@ -322,8 +322,10 @@ def run_local(job: PruningJob, max_steps: int | None = None) -> dict:
     """All phases in one process: the embedded, one-command run. Returns the report."""
     ctx = open_context(job)
     spec = ctx.spec
+    # One sampler (in-process model or local vLLM server) for the reference model's phases; the
+    # pruned model gets its own after training.
     shared: Sampler | None = None
-    if not spec.sampling.endpoint and spec.sampling.backend == "transformers":
+    if not spec.sampling.endpoint:
         if not (ctx.manifest.is_done("sample") and ctx.manifest.is_done("evaluate-base")):
             shared = make_sampler(ctx, base_model_path(ctx))
     try:
