@@ -30,6 +30,10 @@ os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "4")
 SERVED_NAME = "smollm2"
 
 
+#: 1/5/15-minute load averages when the benchmark process started (before its own work).
+_LOAD_AT_START = os.getloadavg()
+
+
 def machine() -> dict[str, Any]:
     """What the numbers were measured on."""
     cpu = "unknown"
@@ -52,7 +56,7 @@ def machine() -> dict[str, Any]:
         "memory_gib": mem_gib,
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "load_average_at_start": list(os.getloadavg()),
+        "load_average_at_start": list(_LOAD_AT_START),
     }
     try:
         import torch
@@ -152,8 +156,9 @@ def write_results(
         markdown_table(rows, columns),
         "",
         f"- machine: {m['cpu']}, {m['cores']} cores, {m.get('memory_gib')} GiB; torch {m.get('torch')}, "
-        f"transformers {m.get('transformers')}; load average at start {m['load_average_at_start'][0]:.1f} "
-        f"(the 2 cores were shared with other work)",
+        f"transformers {m.get('transformers')}; 1-min load average {m['load_average_at_start'][0]:.1f} when the "
+        f"benchmark started, {m['load_average_at_end'][0]:.1f} at its end (its own work included; above "
+        f"{m['cores']} means other work shared the cores)",
         f"- seed: {meta.get('seed')}",
         f"- command: `{meta['command']}` (all benchmarks: `make bench`)",
         f"- wall time: {meta.get('wall_seconds', 0):.0f} s",
