@@ -145,7 +145,7 @@ def write_results(
     """Write ``bench/results/<name>.{json,md,png}``; returns the JSON path."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     meta = {"machine": machine(), "command": command_line(), "git_commit": git_commit(), **meta}
-    meta["machine"]["load_average_at_end"] = list(os.getloadavg())
+    meta["machine"].setdefault("load_average_at_end", list(os.getloadavg()))  # kept when re-rendering
     payload = {"benchmark": name, "title": title, "rows": rows, **meta}
     json_path = RESULTS / f"{name}.json"
     json_path.write_text(json.dumps(payload, indent=2, default=str) + "\n")

@@ -132,6 +132,7 @@ def trained_method(setup: Setup, shared_ctx, name: str, training: dict) -> tuple
     t = Timer()
     out = phase_train(ctx)
     info.update(train_seconds=out.get("seconds"), train_steps=out.get("steps"), train_examples=out.get("examples"),
+                correct_examples=out.get("correct_examples"),
                 padding_waste=out.get("padding_waste"), final_loss=out.get("final_loss"), train_wall=t.seconds())
     if not ctx.manifest.is_done("evaluate-pruned"):
         t = Timer()

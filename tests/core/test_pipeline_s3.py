@@ -78,6 +78,10 @@ def test_full_pipeline_through_s3(s3_job, s3_server):
     assert report["tokens"]["base"] > 0
     m = Manifest(store)
     assert all(m.is_done(p) for p in ["sample", "train", "evaluate-base", "evaluate-pruned", "report"])
+    trained = m.outputs("train")
+    assert trained["examples"] == 6 * job.spec.sampling.samples_per_problem
+    _, examples = pipeline.training_examples(pipeline.open_context(job, with_metrics=False))
+    assert trained["correct_examples"] == sum(e["correct"] for e in examples)
 
 
 class _FailAfter(Sampler):

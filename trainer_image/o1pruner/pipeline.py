@@ -224,6 +224,8 @@ def phase_train(ctx: Context, max_steps: int | None = None) -> dict:
     outputs = {
         "method": method,
         "examples": len(examples),
+        # examples whose text is a correct solution (a DPO pair's chosen one always is)
+        "correct_examples": sum(bool(e.get("correct", "chosen" in e)) for e in examples),
         "steps": result.steps,
         "resumed_from": ctx.store.uri(result.resumed_from) if result.resumed_from else None,
         "padding_waste": result.padding_waste,
