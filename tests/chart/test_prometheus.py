@@ -195,6 +195,20 @@ def _wait_for_targets(stack, expected_up: int, timeout: float = 30) -> None:
     raise TimeoutError(f"fewer than {expected_up} targets up after {timeout} s: {stack.query('up')}")
 
 
+def _panels_without_data(stack, exprs: list[tuple[str, str]], timeout: float) -> tuple[list[str], float]:
+    """``"label: expr"`` of the (label, expr) queries still empty after polling up to ``timeout`` s
+    (rate() needs two scrapes and scrapes lag on a loaded machine: a bounded wait, not a fixed
+    sleep), and the time the last queries were evaluated at."""
+    deadline = time.monotonic() + timeout
+    pending = list(exprs)
+    while True:
+        at = time.time()
+        pending = [(label, expr) for label, expr in pending if not stack.query(expr, at=at)]
+        if not pending or time.monotonic() > deadline:
+            return [f"{label}: {expr}" for label, expr in pending], at
+        time.sleep(1)
+
+
 def _dashboards() -> dict[str, dict]:
     return {f.name: json.loads(f.read_text()) for f in sorted((CHART / "dashboards").glob("*.json"))}
 
@@ -256,17 +270,14 @@ def test_every_dashboard_query_returns_data(tmp_path):
         assert ups and all(v == "1" for v in ups.values()), ups
 
         # Every PromQL expression of every panel of every dashboard returns data, for each job.
-        checked, empty = 0, []
+        exprs = []
         for name, board in _dashboards().items():
             for panel in png.panels(board):
                 for target in panel.get("targets", []):
                     for job in JOBS:
                         expr = png.substitute(target["expr"], png.default_variables(pruningjob=job, rate_interval=RATE))
                         assert "$" not in expr, expr
-                        result = stack.query(expr, at=end)
-                        checked += 1
-                        if not result:
-                            empty.append(f"{name} / {panel['title']} [{job}]: {expr}")
+                        exprs.append((f"{name} / {panel['title']} [{job}]", expr))
             # template variable queries: label_values(<selector>, label) -> series API
             for var in board["templating"]["list"]:
                 if var["type"] == "query":
@@ -277,13 +288,8 @@ def test_every_dashboard_query_returns_data(tmp_path):
                     values = {s["metric"].get(label.strip()) for s in series}
                     expected = set(JOBS) if var["name"] == "pruningjob" else {TRAIN_SET, *EVAL_SETS}
                     assert expected <= values, (var["name"], values)
-        assert checked >= 2 * 30, checked
-        # Scrapes can lag on a loaded machine: give the empty ones a bounded while to fill.
-        deadline = time.monotonic() + 30
-        while empty and time.monotonic() < deadline:
-            time.sleep(1)
-            end = time.time()
-            empty = [e for e in empty if not stack.query(e.split(": ", 1)[1], at=end)]
+        assert len(exprs) >= 2 * 30, len(exprs)
+        empty, end = _panels_without_data(stack, exprs, timeout=30)
         assert not empty, "panels without data:\n" + "\n".join(empty)
 
         # Spot-check values: pushed and served paths carry the same numbers.
@@ -368,17 +374,8 @@ def test_real_pipeline_run_fills_every_pipeline_panel(tmp_path, tiny_model_dir):
                         continue
                     expr = png.substitute(target["expr"], png.default_variables(pruningjob=job_name, rate_interval="1m"))
                     exprs.append((f"{name} / {panel['title']}", expr))
-        checked = len(exprs)
-        assert checked >= 20, checked
-        # rate() needs two scrapes of the pushed series; on a loaded machine Prometheus' 1 s
-        # scrapes can lag, so wait for the data (bounded) instead of sleeping a fixed time.
-        deadline = time.monotonic() + 60
-        while True:
-            end = time.time()
-            empty = [f"{title}: {expr}" for title, expr in exprs if not stack.query(expr, at=end)]
-            if not empty or time.monotonic() > deadline:
-                break
-            time.sleep(1)
+        assert len(exprs) >= 20, len(exprs)
+        empty, _ = _panels_without_data(stack, exprs, timeout=60)
         assert not empty, "panels without data after a real run:\n" + "\n".join(empty)
     finally:
         stop_prom_stack(stack)
