@@ -1,29 +1,37 @@
 r"""Final-answer extraction and correctness checking.
 
 :func:`extract_answer` pulls the final answer out of a model output, :func:`is_correct`
-compares it with the gold answer and :func:`grade` returns both with a reason.
+compares it with the gold answer and :func:`grade` returns both with a reason. What counts is
+set per dataset by :class:`o1pruner.spec.GradingSpec` (``datasets.*.grading``); reference
+sampling and evaluation grade with the same rules.
 
-Extraction order
-    1. the FIRST well-formed ``\boxed{...}`` / ``\fbox{...}`` (balanced braces; ``\boxed 5``
-       without braces is accepted too),
-    2. else the LAST "the answer is ..." / "final answer: ..." phrase (case-insensitive),
-    3. else the last number in the text (``-3``, ``2.5``, ``1,234``, ``3/4``).
+Defaults: only real answers count (the authors' practice)
+    * the answer is the FIRST well-formed ``\boxed{...}`` / ``\fbox{...}`` of the output
+      (balanced braces; ``\boxed 5`` without braces is accepted too); an output without one is
+      wrong (``requireBoxed``);
+    * a sample that stopped at ``maxTokens`` (finish reason ``length``) is wrong whatever its
+      text: the last number of a loop cut off at the cap is no answer (``truncatedIsIncorrect``);
+    * an integer gold answer is compared exactly (``1000001`` is not ``1000000``;
+      ``exactIntegers``); other numbers with ``numericTolerance`` (relative and absolute).
+
+Looser modes (``requireBoxed: false``)
+    Without a box, the LAST "the answer is ..." / "final answer: ..." phrase (case-insensitive),
+    else the last number in the text (``-3``, ``2.5``, ``1,234``, ``3/4``) is graded.
 
 Comparison
-    ``math_verify.verify(parse(gold), parse(pred))`` (the order matters: gold first), with the
-    extracted answer wrapped as ``$...$``; if that says no, a numeric comparison with
-    relative/absolute tolerance, which accepts ``1,000`` for ``1000``, ``1/2`` for ``0.5`` and
-    strips currency and unit words (``$5``, ``5 dollars``). Grading never raises: any failure
-    counts as incorrect and is reported in :attr:`Grade.reason`.
+    A numeric comparison first (exact for integer gold answers, else with tolerance), which
+    accepts ``1,000`` for ``1000``, ``1/2`` for ``0.5`` and strips currency and unit words
+    (``$5``, ``5 dollars``); then ``math_verify.verify(parse(gold), parse(pred))`` (the order
+    matters: gold first), with the extracted answer wrapped as ``$...$``. Grading never raises:
+    any failure counts as incorrect and is reported in :attr:`Grade.reason`.
 
 Difference from the authors' grader
-    The O1-Pruner authors also take the first ``\boxed{}`` of an output, but grade with
-    PRM800K's sympy-based grader after Hendrycks' MATH answer normalisation (string clean-up
-    of units, ``\text{}``, ``\dfrac``, ...). We use Hugging Face's math-verify, which is better
-    maintained and handles more LaTeX forms (sets, intervals, equations, units). Two further
-    differences: outputs without a box are still graded (answer phrase, then last number)
-    where the authors count them wrong, and a numeric fallback with tolerance is applied.
-    Accuracy numbers are therefore comparable in spirit, not digit for digit.
+    The O1-Pruner authors also take the first ``\boxed{}`` of an output and count outputs without
+    one wrong, but grade with PRM800K's sympy-based grader after Hendrycks' MATH answer
+    normalisation (string clean-up of units, ``\text{}``, ``\dfrac``, ...). We use Hugging
+    Face's math-verify, which is better maintained and handles more LaTeX forms (sets,
+    intervals, equations, units). Accuracy numbers are therefore comparable in spirit, not
+    digit for digit.
 
 Thread safety
     math-verify guards parsing and comparison with ``signal.alarm`` timeouts, which only work
@@ -44,7 +52,14 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-__all__ = ["Grade", "extract_answer", "find_boxed", "grade", "is_correct", "parse_number"]
+from o1pruner.spec import GradingSpec
+
+__all__ = [
+    "DEFAULT_GRADING", "Grade", "extract_answer", "find_boxed", "grade", "is_correct", "is_truncated", "parse_number",
+]
+
+#: The default rules (a dataset without a ``grading`` block).
+DEFAULT_GRADING = GradingSpec()
 
 log = logging.getLogger(__name__)
 
@@ -216,9 +231,8 @@ def extract_answer(text: Any) -> str | None:
 # --------------------------------------------------------------------------- comparison
 
 
-def parse_number(text: str) -> float | None:
-    r"""A plain number in ``text`` (``1,000``, ``-2.5``, ``3/4``, ``\frac{3}{4}``, ``$5``,
-    ``5 dollars``, ``50\%``), or ``None`` if it is not just a number."""
+def _exact_number(text: str) -> Fraction | None:
+    r"""The exact value of a plain number in ``text`` (see :func:`parse_number`), or ``None``."""
     if not isinstance(text, str):
         return None
     s = text.strip()
@@ -239,10 +253,21 @@ def parse_number(text: str) -> float | None:
     try:
         if "/" in num:
             a, b = num.split("/")
-            value = float(Fraction(a) / Fraction(b))
-        else:
-            value = float(num)
+            return Fraction(a) / Fraction(b)
+        return Fraction(num)
     except (ValueError, ZeroDivisionError):
+        return None
+
+
+def parse_number(text: str) -> float | None:
+    r"""A plain number in ``text`` (``1,000``, ``-2.5``, ``3/4``, ``\frac{3}{4}``, ``$5``,
+    ``5 dollars``, ``50\%``), or ``None`` if it is not just a number."""
+    exact = _exact_number(text)
+    if exact is None:
+        return None
+    try:
+        value = float(exact)
+    except OverflowError:
         return None
     return value if math.isfinite(value) else None
 
@@ -305,34 +330,62 @@ def _gold_answer(gold: str) -> str:
     return (boxed or gold).strip()
 
 
-def grade(output: Any, gold: Any, tolerance: float = 1e-6) -> Grade:
-    """Grade one model output against the gold answer. Never raises."""
-    extracted = extract_answer(output)
+def is_truncated(finish_reason: str | None, tokens: int | None = None, max_tokens: int | None = None) -> bool:
+    """Whether a sample stopped at the token cap: the backend said ``length``, or (a backend
+    that gives no reason) it has ``max_tokens`` tokens."""
+    if finish_reason is not None:
+        return finish_reason == "length"
+    return tokens is not None and max_tokens is not None and tokens >= max_tokens
+
+
+def _compare(extracted: str, gold_ans: str, options: GradingSpec) -> Grade:
+    if len(extracted) > MAX_ANSWER_CHARS:
+        return Grade(False, extracted, "answer too long to grade")
+    gold_value = _exact_number(gold_ans)
+    if options.exact_integers and gold_value is not None and gold_value.denominator == 1:
+        pred_value = _exact_number(extracted)
+        if pred_value is not None:  # a plain number against an integer: nothing to round
+            if pred_value == gold_value:
+                return Grade(True, extracted, "exact integer match")
+            return Grade(False, extracted, "mismatch")
+    elif _numbers_equal(extracted, gold_ans, options.numeric_tolerance):
+        return Grade(True, extracted, "numeric match")
+    try:
+        equal, how = _math_verify_equal(extracted, gold_ans)
+    except Exception as exc:  # math-verify / sympy failure: fall through to mismatch
+        log.debug("math-verify failed on %r vs %r", extracted, gold_ans, exc_info=True)
+        return Grade(False, extracted, f"math-verify error: {type(exc).__name__}")
+    if equal:
+        return Grade(True, extracted, how)
+    return Grade(False, extracted, "mismatch")
+
+
+def grade(output: Any, gold: Any, options: GradingSpec | None = None, *, truncated: bool = False) -> Grade:
+    r"""Grade one model output against the gold answer under ``options`` (default: only a
+    ``\boxed{}`` answer of a sample that was not cut off counts). ``truncated``: the sample
+    stopped at the token cap (see :func:`is_truncated`). Never raises."""
+    options = options or DEFAULT_GRADING
+    try:
+        extracted = find_boxed(output) if options.require_boxed else extract_answer(output)
+    except Exception:  # pragma: no cover - defensive: extraction must never crash a run
+        log.debug("answer extraction failed", exc_info=True)
+        extracted = None
+    if truncated and options.truncated_is_incorrect:
+        return Grade(False, extracted, "truncated at maxTokens")
     if extracted is None:
-        return Grade(False, None, "no answer found")
+        return Grade(False, None, "no \\boxed{} answer" if options.require_boxed else "no answer found")
     try:
         if not isinstance(gold, str):
             gold = "" if gold is None else str(gold)
         gold_ans = _gold_answer(gold)
         if not gold_ans:
             return Grade(False, extracted, "empty gold answer")
-        if len(extracted) > MAX_ANSWER_CHARS:
-            return Grade(False, extracted, "answer too long to grade")
-        if _numbers_equal(extracted, gold_ans, tolerance):
-            return Grade(True, extracted, "numeric match")
-        try:
-            equal, how = _math_verify_equal(extracted, gold_ans)
-        except Exception as exc:  # math-verify / sympy failure: fall through to mismatch
-            log.debug("math-verify failed on %r vs %r", extracted, gold_ans, exc_info=True)
-            return Grade(False, extracted, f"math-verify error: {type(exc).__name__}")
-        if equal:
-            return Grade(True, extracted, how)
-        return Grade(False, extracted, "mismatch")
+        return _compare(extracted, gold_ans, options)
     except Exception as exc:  # pragma: no cover - defensive: grading must never crash a run
         log.debug("grading failed", exc_info=True)
         return Grade(False, extracted, f"grading error: {type(exc).__name__}")
 
 
-def is_correct(output: Any, gold: Any, tolerance: float = 1e-6) -> bool:
-    """Whether ``output``'s final answer equals ``gold`` (math-verify, then numeric tolerance)."""
-    return grade(output, gold, tolerance).correct
+def is_correct(output: Any, gold: Any, options: GradingSpec | None = None, *, truncated: bool = False) -> bool:
+    """Whether ``output``'s final answer equals ``gold`` under ``options`` (see :func:`grade`)."""
+    return grade(output, gold, options, truncated=truncated).correct

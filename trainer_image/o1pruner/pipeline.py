@@ -16,7 +16,7 @@ from functools import partial
 from pathlib import Path
 
 from o1pruner.data import Problem, load_dataset
-from o1pruner.evaluation import compare, evaluate_model
+from o1pruner.evaluation import IncomparableEvaluations, IncompleteEvaluation, compare, evaluate_model
 from o1pruner.models import resolve_model
 from o1pruner.report import build_report, render_png, termination_summary
 from o1pruner.sampling.base import GenerationParams, Sampler
@@ -151,6 +151,7 @@ def phase_sample(
         outcome = sample_problems(
             sampler, problems, ctx.spec.prompt, params, store=ctx.store, prefix="reference", dataset=name,
             metrics=ctx.metrics, desc=f"reference sampling (K={s.k})", flush_every=flush_every,
+            grading=ctx.spec.datasets.train.grading,
         )
     finally:
         if own:
@@ -257,7 +258,10 @@ def phase_evaluate(
             summary = evaluate_model(
                 sampler, eval_problems(ctx), ctx.spec.prompt, ctx.spec.evaluation, ctx.store, label,
                 seed=ctx.spec.sampling.seed, fast_solving=fast_solving, metrics=ctx.metrics,
+                grading={ds.name: ds.grading for ds in ctx.spec.datasets.eval},
             )
+        except IncompleteEvaluation as exc:
+            raise PhaseError(str(exc)) from exc
         finally:
             if own:
                 sampler.close()
@@ -268,7 +272,15 @@ def phase_evaluate(
 
 
 def make_report(ctx: Context) -> dict | None:
-    """Combine base and pruned evaluations into ``report/report.json`` and ``report/report.png``."""
+    """Combine base and pruned evaluations into ``report/report.json`` and ``report/report.png``;
+    evaluations not scored on the same problems fail the phase instead of being compared."""
+    try:
+        return _make_report(ctx)
+    except IncomparableEvaluations as exc:
+        raise PhaseError(f"report: {exc}") from exc
+
+
+def _make_report(ctx: Context) -> dict | None:
     if not (ctx.manifest.is_done("evaluate-base") and ctx.manifest.is_done("evaluate-pruned")):
         return None
     ev = ctx.spec.evaluation
@@ -295,7 +307,9 @@ def make_report(ctx: Context) -> dict | None:
         },
     }
     if ctx.manifest.is_done(f"evaluate-{FAST_PROMPT}"):
-        extra["fastPromptBaseline"] = compare(base, ctx.store.read_json(f"eval/{FAST_PROMPT}/summary.json"), ev.aes)
+        extra["fastPromptBaseline"] = compare(
+            base, ctx.store.read_json(f"eval/{FAST_PROMPT}/summary.json"), ev.aes, ("base", FAST_PROMPT)
+        )
     report = build_report(ctx.name, results, base_recs, pruned_recs, extra)
     ctx.store.write_json("report/report.json", report)
     ctx.store.write_bytes("report/report.png", render_png(report, base_recs, pruned_recs))

@@ -6,11 +6,26 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 
-from o1pruner.evaluation import by_difficulty
+from o1pruner.evaluation import IncomparableEvaluations, by_difficulty
+
+
+def check_same_problems(base: Sequence[dict], pruned: Sequence[dict]) -> None:
+    """Raise :class:`IncomparableEvaluations` unless the base and pruned outputs answer the same
+    problems of the same datasets (tokens saved are a difference of sums over them)."""
+    b = {(r.get("dataset"), r["problem_id"]) for r in base}
+    p = {(r.get("dataset"), r["problem_id"]) for r in pruned}
+    if b == p:
+        return
+    parts = [f"{label} has no output for {len(ids)} problems ({', '.join(f'{d}/{i}' for d, i in sorted(ids)[:10])}"
+             f"{', ...' if len(ids) > 10 else ''})" for label, ids in (("pruned", b - p), ("base", p - b)) if ids]
+    raise IncomparableEvaluations(f"base and pruned outputs cover different problems: {'; '.join(parts)}; "
+                                  "refusing to compare")
 
 
 def build_report(job: str, results: dict, base: Sequence[dict], pruned: Sequence[dict], extra: dict | None = None) -> dict:
-    """Everything a person (or the operator's status) wants from a finished run."""
+    """Everything a person (or the operator's status) wants from a finished run; base and pruned
+    must cover the same problems."""
+    check_same_problems(base, pruned)
     base_tokens = sum(r["length"] for r in base)
     pruned_tokens = sum(r["length"] for r in pruned)
     return {

@@ -210,6 +210,32 @@ class GeneratorSpec(_Model):
         return self
 
 
+class GradingSpec(_Model):
+    r"""How a dataset's samples are graded: reference sampling (rewards, training data) and
+    evaluation read the same rules. The defaults count only real answers (the authors' practice):
+    the answer is the output's ``\boxed{}``, a sample cut off at ``maxTokens`` is wrong, and an
+    integer gold answer must be matched exactly. Loosen them for datasets that need it."""
+
+    require_boxed: bool = Field(
+        default=True,
+        description="An answer must be in a \\boxed{}; false: without a box, the last 'the answer is ...' "
+        "phrase, else the last number in the output, is graded.",
+    )
+    truncated_is_incorrect: bool = Field(
+        default=True,
+        description="A sample that stopped at maxTokens (finish reason 'length') is wrong whatever its text.",
+    )
+    exact_integers: bool = Field(
+        default=True,
+        description="An integer gold answer must be matched exactly; false: numericTolerance applies to it too.",
+    )
+    numeric_tolerance: float = Field(
+        default=1e-6, ge=0.0, le=1.0,
+        description="Relative and absolute tolerance for numeric answers (non-integer gold answers, "
+        "or all with exactIntegers false).",
+    )
+
+
 class DatasetSpec(_Model):
     """A JSONL dataset of ``{"problem", "answer"}`` lines, or the built-in generator."""
 
@@ -219,6 +245,7 @@ class DatasetSpec(_Model):
     )
     limit: int | None = Field(default=None, ge=1, description="Use only the first N problems.")
     generator: GeneratorSpec | None = None
+    grading: GradingSpec = Field(default_factory=GradingSpec)
 
     @field_validator("source")
     @classmethod

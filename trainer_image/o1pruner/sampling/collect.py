@@ -4,6 +4,10 @@ Finished problems are flushed to storage as small JSONL shards (``<prefix>/shard
 each written atomically). A rerun reads the shards first and only samples the problems that are
 missing, so an interrupted run (a killed sampler pod, a preempted job) never resamples finished
 work. Problems whose requests failed are retried once more at the end, then reported.
+
+Every sample is graded with its dataset's :class:`~o1pruner.spec.GradingSpec`, knowing whether it
+stopped at the token cap (the backend's finish reason); resumed samples are graded again, so a
+rerun with other grading rules never mixes two gradings.
 """
 
 from __future__ import annotations
@@ -17,10 +21,10 @@ from dataclasses import dataclass, field
 from tqdm.auto import tqdm
 
 from o1pruner.data import Problem
-from o1pruner.grading import grade
+from o1pruner.grading import grade, is_truncated
 from o1pruner.prompts import build_messages
 from o1pruner.sampling.base import Completion, GenerationParams, Sampler
-from o1pruner.spec import PromptSpec
+from o1pruner.spec import GradingSpec, PromptSpec
 from o1pruner.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -38,10 +42,21 @@ class SamplingOutcome:
     seconds: float = 0.0
 
 
-def sample_record(problem: Problem, dataset: str, index: int, completion: Completion) -> dict:
+def graded(record: dict, grading: GradingSpec | None = None, max_tokens: int | None = None) -> dict:
+    """``record`` with ``extracted``, ``correct``, ``truncated`` and ``grade_reason`` (re)computed
+    from its text, gold answer and finish reason."""
+    truncated = is_truncated(record.get("finish_reason"), record.get("length"), max_tokens)
+    g = grade(record["text"], record["answer"], grading, truncated=truncated)
+    return {**record, "extracted": g.extracted, "correct": bool(g.correct), "truncated": truncated,
+            "grade_reason": g.reason}
+
+
+def sample_record(
+    problem: Problem, dataset: str, index: int, completion: Completion,
+    grading: GradingSpec | None = None, max_tokens: int | None = None,
+) -> dict:
     """One graded sample: the unit every later phase reads."""
-    g = grade(completion.text, problem.answer)
-    return {
+    record = {
         "dataset": dataset,
         "problem_id": problem.id,
         "sample_index": index,
@@ -50,9 +65,8 @@ def sample_record(problem: Problem, dataset: str, index: int, completion: Comple
         "text": completion.text,
         "length": completion.tokens,
         "finish_reason": completion.finish_reason,
-        "extracted": g.extracted,
-        "correct": bool(g.correct),
     }
+    return graded(record, grading, max_tokens)
 
 
 def read_shards(store: Storage, prefix: str) -> list[dict]:
@@ -77,15 +91,20 @@ def sample_problems(
     retry_rounds: int = 1,
     metrics=None,
     desc: str | None = None,
+    grading: GradingSpec | None = None,
 ) -> SamplingOutcome:
-    """Sample ``params.n`` graded solutions per problem, resuming from shards under ``prefix``."""
+    """Sample ``params.n`` solutions per problem, graded under ``grading``, resuming from shards
+    under ``prefix``."""
     t0 = time.monotonic()
     previous = read_shards(store, prefix)
     known = {p.id for p in problems}
     done = {r["problem_id"] for r in previous if r["problem_id"] in known}
     by_id = {p.id: p for p in problems}
     todo = [p for p in problems if p.id not in done]
-    outcome = SamplingOutcome(records=[r for r in previous if r["problem_id"] in known], resumed_problems=len(done))
+    outcome = SamplingOutcome(
+        records=[graded(r, grading, params.max_tokens) for r in previous if r["problem_id"] in known],
+        resumed_problems=len(done),
+    )
     if done:
         log.info("%s: resuming, %d/%d problems already sampled", dataset, len(done), len(problems))
 
@@ -111,7 +130,7 @@ def sample_problems(
                     failed[key] = f"{type(result).__name__}: {result}"
                     continue
                 problem = by_id[key]
-                new = [sample_record(problem, dataset, i, c) for i, c in enumerate(result)]
+                new = [sample_record(problem, dataset, i, c, grading, params.max_tokens) for i, c in enumerate(result)]
                 buffer.extend(new)
                 outcome.records.extend(new)
                 outcome.sampled_problems += 1
