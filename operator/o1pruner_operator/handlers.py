@@ -1,9 +1,11 @@
-"""kopf wiring: login, startup settings, one reconciling daemon per PruningJob, deletion.
+"""kopf wiring: login, startup settings, one reconciling daemon per PruningJob, deletion,
+and watches of the children.
 
 Why a daemon: one coroutine per PruningJob serialises all work on that job (no two handlers
-race on its children), wakes up on every change of the object (``on.event`` pokes it) and
-re-reads the world every ``resync_seconds`` -- children are polled, not watched, so the
-operator needs no cluster-wide watch on pods, Deployments or Jobs.
+race on its children). It wakes up at once on every change of the PruningJob and of its
+children (label-selected watches on Jobs, Deployments, the training backend's kind and failing
+pods; see :mod:`o1pruner_operator.watches`), and re-reads the world every ``resync_seconds``
+(minutes) as a safety net for a missed event.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
@@ -21,15 +23,19 @@ from o1pruner.spec import GROUP, PLURAL, VERSION
 from o1pruner_operator import metrics
 from o1pruner_operator.backends import backend_for
 from o1pruner_operator.kube import (
-    CONFIGMAPS, DEPLOYMENTS, JOBS, NETWORKPOLICIES, SERVICES, Credentials, KubeClient,
+    CONFIGMAPS, DEPLOYMENTS, JOBS, NETWORKPOLICIES, PODS, SERVICES, Credentials, KubeClient,
 )
-from o1pruner_operator.manifests.common import Names
+from o1pruner_operator.manifests.common import LABEL_JOB, Names
 from o1pruner_operator.reconcile import Reconciler
 from o1pruner_operator.settings import OperatorConfig, apply_kopf_settings
 from o1pruner_operator.status import TERMINAL
+from o1pruner_operator.watches import Wakers, label_selectors, owner, pod_failing, watched_kinds
 
 log = logging.getLogger("o1pruner_operator")
 SA_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+#: Backoff after a failed reconcile: min(resync, this) * 2**failures, at most MAX_BACKOFF.
+RETRY_BASE_SECONDS = 5.0
+MAX_BACKOFF_SECONDS = 300.0
 
 
 @dataclass
@@ -39,6 +45,7 @@ class Runtime:
     config: OperatorConfig
     client: KubeClient | None = None
     reconciler: Reconciler | None = None
+    wakers: Wakers = field(default_factory=Wakers)
 
 
 def _post_event(body: dict[str, Any], type_: str, reason: str, message: str) -> None:
@@ -50,10 +57,13 @@ def build_registry(config: OperatorConfig | None = None) -> kopf.OperatorRegistr
     rt = Runtime(config=config or OperatorConfig.from_env())
     registry = kopf.OperatorRegistry()
     res = (GROUP, VERSION, PLURAL)
+    children = watched_kinds(backend_for(rt.config.training_backend).resource)
 
     @kopf.on.startup(registry=registry)
     def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         apply_kopf_settings(settings, rt.config)
+        for key, selector in label_selectors((*children, PODS)).items():
+            settings.watching.label_selectors[key] = selector
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -79,33 +89,43 @@ def build_registry(config: OperatorConfig | None = None) -> kopf.OperatorRegistr
         return rt.reconciler is not None
 
     @kopf.on.event(*res, registry=registry)
-    def poke(memo: kopf.Memo, **_: Any) -> None:
-        wake = memo.get("wake")
-        if wake is not None:
-            wake.set()
+    def poke(name: str, namespace: str, **_: Any) -> None:
+        rt.wakers.wake((namespace, name))
+
+    # A child changed: wake its PruningJob's reconciler (no API request, no write).
+    labelled = {LABEL_JOB: kopf.PRESENT}
+    for child in children:
+        kopf.on.event(child.group, child.version, child.plural, id=f"wake-on-{child.plural}",
+                      labels=labelled, registry=registry)(_wake_owner(rt))
+    kopf.on.event(PODS.group, PODS.version, PODS.plural, id="wake-on-failing-pods", labels=labelled,
+                  when=lambda status, **_: pod_failing(status), registry=registry)(_wake_owner(rt))
 
     @kopf.daemon(*res, registry=registry, cancellation_timeout=10.0)
-    async def reconcile(name: str, namespace: str, memo: kopf.Memo, stopped: kopf.DaemonStopped,
+    async def reconcile(name: str, namespace: str, stopped: kopf.DaemonStopped,
                         logger: logging.Logger, **_: Any) -> None:
-        wake = memo.setdefault("wake", asyncio.Event())
+        wake = rt.wakers.register(namespace, name)
         failures = 0
-        while not stopped:
-            wake.clear()
-            delay = rt.config.resync_seconds
-            try:
-                assert rt.reconciler is not None, "not logged in"
-                phase = await rt.reconciler.reconcile(namespace, name)
-                failures = 0
-                if phase is None or phase in TERMINAL:
-                    return  # nothing left to do; a restart re-checks it once
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # level-triggered: log, count, retry with backoff
-                failures += 1
-                metrics.RECONCILE_ERRORS.labels(handler="reconcile").inc()
-                logger.error("reconcile failed (%d in a row): %s", failures, exc, exc_info=True)
-                delay = min(rt.config.resync_seconds * 2 ** failures, 300.0)
-            await _sleep(wake, stopped, delay)
+        try:
+            while not stopped:
+                wake.clear()
+                delay = rt.config.resync_seconds
+                try:
+                    assert rt.reconciler is not None, "not logged in"
+                    phase = await rt.reconciler.reconcile(namespace, name)
+                    failures = 0
+                    if phase is None or phase in TERMINAL:
+                        return  # nothing left to do; a restart re-checks it once
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # level-triggered: log, count, retry with backoff
+                    failures += 1
+                    metrics.RECONCILE_ERRORS.labels(handler="reconcile").inc()
+                    logger.error("reconcile failed (%d in a row): %s", failures, exc, exc_info=True)
+                    delay = min(min(rt.config.resync_seconds, RETRY_BASE_SECONDS) * 2 ** failures,
+                                MAX_BACKOFF_SECONDS)
+                await _sleep(wake, stopped, delay)
+        finally:
+            rt.wakers.unregister(namespace, name)
 
     @kopf.on.delete(*res, registry=registry)
     async def delete(name: str, namespace: str, logger: logging.Logger, **_: Any) -> None:
@@ -132,6 +152,13 @@ def build_registry(config: OperatorConfig | None = None) -> kopf.OperatorRegistr
 
     registry.o1pruner_runtime = rt  # type: ignore[attr-defined]  # for tests
     return registry
+
+
+def _wake_owner(rt: Runtime) -> Any:
+    def wake_owner(body: kopf.Body, **_: Any) -> None:
+        rt.wakers.wake(owner(body))  # type: ignore[arg-type]
+
+    return wake_owner
 
 
 async def _sleep(wake: asyncio.Event, stopped: kopf.DaemonStopped, delay: float) -> None:

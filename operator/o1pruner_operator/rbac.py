@@ -18,15 +18,18 @@ REQUIRED_RULES: list[dict[str, Any]] = [
     {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
     # Events for every transition (and kopf's own warnings).
     {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create"]},
-    # Children.
+    # Children. list/watch only where kopf watches them (label-selected, see watches.py): a
+    # change of a Job, Deployment or the training job wakes its PruningJob's reconciler.
     {"apiGroups": [""], "resources": ["configmaps", "services"], "verbs": ["get", "create", "delete"]},
-    {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "create", "patch", "delete"]},
-    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "create", "patch", "delete"]},
-    {"apiGroups": ["kubeflow.org"], "resources": ["pytorchjobs"], "verbs": ["get", "create", "patch", "delete"]},
+    {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
+    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
+    {"apiGroups": ["kubeflow.org"], "resources": ["pytorchjobs"],
+     "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
     # The optional sampler NetworkPolicy (O1PRUNER_SAMPLER_NETWORK_POLICY).
     {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": ["get", "create", "delete"]},
-    # Sampler crash loops and the eval container's termination message.
-    {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
+    # Sampler crash loops and the eval container's termination message (list); failing pods
+    # wake the reconciler (watch).
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]},
 ]
 
 #: Verbs kopf itself uses that a short emulator run may not exercise (documented, allowed unused).

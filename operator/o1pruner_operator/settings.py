@@ -43,7 +43,9 @@ class OperatorConfig:
     #: kopf peering object name; empty means standalone. The chart runs one replica with the
     #: Recreate strategy, so standalone needs no KopfPeering CRDs. Set it for HA replicas.
     peering: str = ""
-    resync_seconds: float = 15.0
+    #: Safety-net re-read of every running job; changes of the job and of its children wake
+    #: its reconciler at once (watches), so this only bounds how long a missed event can wait.
+    resync_seconds: float = 300.0
     metrics_port: int = 8080  # 0 disables the Prometheus endpoint
     liveness_endpoint: str = "http://0.0.0.0:8081/healthz"  # empty disables
     log_format: str = "json"  # json | plain | full
@@ -77,7 +79,7 @@ class OperatorConfig:
         return cls(
             namespaces=_list(env, "O1PRUNER_NAMESPACES"),
             peering=env.get("O1PRUNER_PEERING", "").strip(),
-            resync_seconds=_float(env, "O1PRUNER_RESYNC_SECONDS", 15.0),
+            resync_seconds=_float(env, "O1PRUNER_RESYNC_SECONDS", 300.0),
             metrics_port=_int(env, "O1PRUNER_METRICS_PORT", 8080),
             liveness_endpoint=env.get("O1PRUNER_LIVENESS_ENDPOINT", "http://0.0.0.0:8081/healthz"),
             log_format=env.get("O1PRUNER_LOG_FORMAT", "json").lower(),

@@ -88,30 +88,30 @@ class _Model(BaseModel):
 Quantity = Annotated[str | int, Field(union_mode="left_to_right")]
 
 
-_DECIMAL_SUFFIX = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
-_BINARY_SUFFIX = {"Ki": 1, "Mi": 2, "Gi": 3, "Ti": 4, "Pi": 5, "Ei": 6}
-
-
 def parse_quantity(value: str | int) -> Decimal:
-    """The value of a Kubernetes quantity (``500m`` → 0.5, ``16Gi`` → 17179869184, ``1e3`` → 1000)."""
+    """The value of a Kubernetes quantity (``500m`` → 0.5, ``16Gi`` → 17179869184, ``1e3`` → 1000).
+
+    The text must be in the API server's quantity syntax (the Kubernetes client's parser also
+    takes ``NaN``, ``Infinity`` or spaces); the value is the Kubernetes Python client's reference
+    ``parse_quantity``. Imported on first use: ``kubernetes`` loads its whole client (~0.3 s).
+    """
     text = str(value)
     if not re.match(_QUANTITY, text):
         raise ValueError(f"{value!r} is not a Kubernetes quantity (e.g. 8, 500m, 16Gi)")
-    for suffix, power in _BINARY_SUFFIX.items():
-        if text.endswith(suffix):
-            return Decimal(text[: -len(suffix)]) * (Decimal(1024) ** power)
-    if text[-1:] in _DECIMAL_SUFFIX and not text[-1:].isdigit():
-        return Decimal(text[:-1]).scaleb(_DECIMAL_SUFFIX[text[-1]])
-    return Decimal(text)  # plain number or exponent form
+    from kubernetes.utils.quantity import parse_quantity as k8s_parse_quantity
+
+    return k8s_parse_quantity(text)
 
 
 def _check_quantities(values: dict[str, Any]) -> dict[str, Any]:
     for key, val in values.items():
-        if not re.match(_QUANTITY, str(val)):
-            raise ValueError(f"{key}: {val!r} is not a Kubernetes quantity (e.g. 8, 500m, 16Gi)")
-        if parse_quantity(val) < 0:
+        try:
+            quantity = parse_quantity(val)
+        except ValueError as exc:
+            raise ValueError(f"{key}: {exc}") from None
+        if quantity < 0:
             raise ValueError(f"{key}: {val!r} is negative; resource quantities must be >= 0")
-        if key.endswith("/gpu") and parse_quantity(val) != int(parse_quantity(val)):
+        if key.endswith("/gpu") and quantity != int(quantity):
             raise ValueError(f"{key}: {val!r} is not a whole number of GPUs (devices cannot be shared fractionally)")
     return values
 
