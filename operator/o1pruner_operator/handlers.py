@@ -29,7 +29,7 @@ from o1pruner_operator.manifests.common import LABEL_JOB, Names
 from o1pruner_operator.reconcile import Reconciler
 from o1pruner_operator.settings import OperatorConfig, apply_kopf_settings
 from o1pruner_operator.status import TERMINAL
-from o1pruner_operator.watches import Wakers, label_selectors, owner, pod_failing, watched_kinds
+from o1pruner_operator.watches import Changes, Wakers, label_selectors, owner, pod_failing, watched_kinds
 
 log = logging.getLogger("o1pruner_operator")
 SA_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
@@ -46,6 +46,7 @@ class Runtime:
     client: KubeClient | None = None
     reconciler: Reconciler | None = None
     wakers: Wakers = field(default_factory=Wakers)
+    changes: Changes = field(default_factory=Changes)
 
 
 def _post_event(body: dict[str, Any], type_: str, reason: str, message: str) -> None:
@@ -89,16 +90,17 @@ def build_registry(config: OperatorConfig | None = None) -> kopf.OperatorRegistr
         return rt.reconciler is not None
 
     @kopf.on.event(*res, registry=registry)
-    def poke(name: str, namespace: str, **_: Any) -> None:
-        rt.wakers.wake((namespace, name))
+    def poke(name: str, namespace: str, event: dict[str, Any], type: str | None, **_: Any) -> None:
+        if rt.changes.changed(PLURAL, event["object"], type):
+            rt.wakers.wake((namespace, name))
 
     # A child changed: wake its PruningJob's reconciler (no API request, no write).
     labelled = {LABEL_JOB: kopf.PRESENT}
     for child in children:
         kopf.on.event(child.group, child.version, child.plural, id=f"wake-on-{child.plural}",
-                      labels=labelled, registry=registry)(_wake_owner(rt))
+                      labels=labelled, registry=registry)(_wake_owner(rt, child.plural))
     kopf.on.event(PODS.group, PODS.version, PODS.plural, id="wake-on-failing-pods", labels=labelled,
-                  when=lambda status, **_: pod_failing(status), registry=registry)(_wake_owner(rt))
+                  when=lambda status, **_: pod_failing(status), registry=registry)(_wake_owner(rt, PODS.plural))
 
     @kopf.daemon(*res, registry=registry, cancellation_timeout=10.0)
     async def reconcile(name: str, namespace: str, stopped: kopf.DaemonStopped,
@@ -154,9 +156,10 @@ def build_registry(config: OperatorConfig | None = None) -> kopf.OperatorRegistr
     return registry
 
 
-def _wake_owner(rt: Runtime) -> Any:
-    def wake_owner(body: kopf.Body, **_: Any) -> None:
-        rt.wakers.wake(owner(body))  # type: ignore[arg-type]
+def _wake_owner(rt: Runtime, plural: str) -> Any:
+    def wake_owner(event: dict[str, Any], type: str | None, **_: Any) -> None:
+        if rt.changes.changed(plural, event["object"], type):
+            rt.wakers.wake(owner(event["object"]))
 
     return wake_owner
 

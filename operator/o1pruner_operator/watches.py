@@ -6,6 +6,8 @@ per kind (server side, ``settings.watching.label_selectors``) streams only our o
 Each event is mapped to its PruningJob (label value + namespace) and sets that job's wake-up
 event; the reconciling daemon (one per PruningJob) re-reads the world and acts. Nothing is
 written on an event, so a burst of child events costs one reconcile pass, and no API request.
+An event that repeats an object's last seen state (a watch re-established after a 410 Gone
+re-lists every object; kmock's emulator replays them on every reconnect) wakes nobody.
 
 Watched: Jobs (sampling, evaluation), Deployments (samplers), the training backend's kind
 (``backend.resource``: PyTorchJob today), and pods only when they show a failure (the reconciler
@@ -16,7 +18,9 @@ is not installed (no kubeflow.org) is reported by kopf as unresolved and watched
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from o1pruner_operator.kube import DEPLOYMENTS, JOBS, PODS, Resource
@@ -77,6 +81,33 @@ class Wakers:
 
     def __len__(self) -> int:
         return len(self._events)
+
+
+class Changes:
+    """Remembers the last seen state of each watched object, to tell a change from a replay."""
+
+    #: Metadata that changes without the object changing (or is irrelevant to the reconciler).
+    _VOLATILE = {"resourceVersion", "managedFields"}
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, str, str, str], str] = {}
+
+    def changed(self, plural: str, obj: Mapping[str, Any], event_type: str | None) -> bool:
+        """True for a new object, a deletion, or any change since this object's last event."""
+        meta = obj.get("metadata") or {}
+        key = (plural, meta.get("namespace") or "", meta.get("name") or "", meta.get("uid") or "")
+        if event_type == "DELETED":
+            self._seen.pop(key, None)
+            return True
+        state = {**obj, "metadata": {k: v for k, v in meta.items() if k not in self._VOLATILE}}
+        digest = hashlib.sha256(json.dumps(state, sort_keys=True, default=str).encode()).hexdigest()
+        if self._seen.get(key) == digest:
+            return False
+        self._seen[key] = digest
+        return True
+
+    def __len__(self) -> int:
+        return len(self._seen)
 
 
 def label_selectors(kinds: Iterable[Resource]) -> dict[tuple[str, str, str], str]:

@@ -16,7 +16,7 @@ import pytest
 
 from o1pruner_operator.kube import DEPLOYMENTS, JOBS, PODS, PYTORCHJOBS
 from o1pruner_operator.settings import OperatorConfig
-from o1pruner_operator.watches import Wakers, label_selectors, owner, pod_failing, watched_kinds
+from o1pruner_operator.watches import Changes, Wakers, label_selectors, owner, pod_failing, watched_kinds
 
 from .test_lifecycle import (  # noqa: F401  (collected again here, with an hour-long resync)
     test_failed_pytorchjob_fails_the_job,
@@ -65,6 +65,12 @@ async def test_a_child_status_change_moves_the_phase_within_a_second(cluster, ru
         await cluster.pytorchjob(f"{NAME}-train", "Succeeded")
         to_evaluating = await _seconds_until(lambda: _phase(cluster) == "Evaluating")
     assert to_training < 1.0 and to_evaluating < 1.0, (to_training, to_evaluating)
+    # The children's watches select our objects server-side (the emulator ignores it; an API
+    # server streams only labelled objects).
+    watches = {(r.resource.plural, r.params.get("labelSelector")) for r in list(cluster.emu)
+               if r.resource is not None and r.action is not None and r.action.name == "WATCH"}
+    for plural in ("jobs", "deployments", "pytorchjobs", "pods"):
+        assert (plural, "o1pruner.dev/job") in watches, watches
 
 
 async def test_a_missing_optional_crd_does_not_stop_the_operator(cluster, run_operator, wait, make_job, caplog):
@@ -117,3 +123,18 @@ async def test_wakers_wake_only_a_running_reconciler():
     assert not wakers.wake(("other-ns", "j"))
     wakers.unregister("ns", "j")
     assert not wakers.wake(owner(child)) and len(wakers) == 0
+
+
+def test_a_replayed_event_is_not_a_change():
+    """A re-established watch re-lists every object (kmock on every reconnect, an API server
+    after 410 Gone): only a real change, a new object or a deletion wakes a reconciler."""
+    changes = Changes()
+    job = {"metadata": {"namespace": "ns", "name": "j-sample", "uid": "u1", "resourceVersion": "5"},
+           "status": {"active": 1}}
+    assert changes.changed("jobs", job, None)  # first sight (the initial listing)
+    assert not changes.changed("jobs", job, "ADDED")  # replayed as is
+    assert not changes.changed("jobs", {**job, "metadata": {**job["metadata"], "resourceVersion": "6"}}, "MODIFIED")
+    assert changes.changed("jobs", {**job, "status": {"succeeded": 1}}, "MODIFIED")
+    assert changes.changed("deployments", job, None)  # another kind, another object
+    assert changes.changed("jobs", job, "DELETED") and len(changes) == 1
+    assert changes.changed("jobs", job, "ADDED")  # re-created under the same name
