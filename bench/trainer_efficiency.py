@@ -11,7 +11,13 @@ Tokens are real (non-padding) tokens of the step in both; the first step of each
 and is excluded. A third row runs the raw pass on the same step's examples *without* length
 bucketing (the loop's padding before the fix), to show what bucketing is worth.
 
-    python bench/trainer_efficiency.py [--steps 6 --batch-size 8 --micro-batch-size 4]
+Reference samples: ``runs/bench/trainer-samples.jsonl``, sampled by this script on first use
+(transformers, 16 arithmetic problems x K=4, max 128 tokens, graded with the pipeline's
+default rules), so a run does not depend on what another benchmark left behind.
+
+    python bench/trainer_efficiency.py [--steps 8 --batch-size 8 --micro-batch-size 4]
+
+The JSON describes exactly one run: ``make bench`` replays the arguments recorded in it.
 """
 
 from __future__ import annotations
@@ -26,11 +32,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import WORK, Timer, pyplot, write_results  # noqa: E402
+from common import RESULTS, WORK, Timer, finish, fmt, pyplot, start, write_json, write_rendered  # noqa: E402
 
 log = logging.getLogger("bench.trainer_efficiency")
 TARGET = 0.9
-SAMPLES = WORK / "throughput-samples.jsonl"
+SAMPLES = WORK / "trainer-samples.jsonl"
+#: How the reference samples are drawn when the samples file does not exist yet.
+REFERENCE_SAMPLING = {"backend": "transformers", "problems": 16, "problem_seed": 2024, "k": 4, "temperature": 0.7,
+                      "top_p": 0.9, "max_tokens": 128, "seed": 0, "batch_size": 4}
+COLUMNS = [("method", "method"), ("tokens_per_second", "tokens/s"), ("efficiency_ratio", "efficiency_ratio"),
+           ("padding_waste", "padding waste")]
 
 
 def reference_records(model: str, path: Path) -> list[dict]:
@@ -44,11 +55,13 @@ def reference_records(model: str, path: Path) -> list[dict]:
     from o1pruner.spec import PromptSpec
     from o1pruner.storage import LocalStorage
 
-    problems = generate_arithmetic(16, seed=2024, name="bench")
+    r = REFERENCE_SAMPLING
+    problems = generate_arithmetic(r["problems"], seed=r["problem_seed"], name="bench")
     with tempfile.TemporaryDirectory() as tmp:
         outcome = sample_problems(
-            HFSampler.from_pretrained(model, batch_size=4), problems, PromptSpec(),
-            GenerationParams(n=4, temperature=0.7, top_p=0.9, max_tokens=128, seed=0),
+            HFSampler.from_pretrained(model, batch_size=r["batch_size"]), problems, PromptSpec(),
+            GenerationParams(n=r["k"], temperature=r["temperature"], top_p=r["top_p"], max_tokens=r["max_tokens"],
+                             seed=r["seed"]),
             store=LocalStorage(tmp), prefix="ref", dataset="bench",
         )
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -56,9 +69,79 @@ def reference_records(model: str, path: Path) -> list[dict]:
     return outcome.records
 
 
+def plot_for(data: dict):
+    rows, ratio, per_step = data["rows"], data["efficiency_ratio"], data["per_step_ratio"]
+    target = data["target_ratio"]
+
+    def plot(path: Path) -> None:
+        plt = pyplot()
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6), gridspec_kw={"width_ratios": [2, 1]})
+        names = ["O1-Pruner step", "raw fwd+bwd\n(same batches)", "raw fwd+bwd\n(unbucketed)"]
+        vals = [r["tokens_per_second"] for r in rows]
+        bars = a1.bar(names, vals, color=["#2b7bba", "#999999", "#cccccc"])
+        for b, v in zip(bars, vals):
+            a1.text(b.get_x() + b.get_width() / 2, v, f"{v:.0f}", ha="center", va="bottom")
+        a1.set_ylabel("real tokens / s")
+        a1.set_title(f"Training throughput: {ratio:.2f}x of raw (target {target}x)")
+        a2.plot(range(2, 2 + len(per_step)), per_step, "o-")
+        a2.axhline(target, color="red", ls="--", lw=1)
+        a2.set_xlabel("step")
+        a2.set_ylabel("O1 step / raw")
+        a2.set_title("per step")
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+
+    return plot
+
+
+def notes_for(data: dict) -> str:
+    rows, ratio, per_step, target = data["rows"], data["efficiency_ratio"], data["per_step_ratio"], data["target_ratio"]
+    p, ref_s, ref_tokens = data["params"], data["reference_logprobs_seconds"], data["reference_logprobs_tokens"]
+    met = ratio >= target
+    notes = (
+        f"Target: O1-Pruner step >= {target}x the raw forward+backward. Measured: {ratio:.2f}x "
+        f"({'met' if met else f'missed by {target - ratio:.2f}'}); per step: "
+        + ", ".join(f"{r:.2f}" for r in per_step)
+        + f".\n\nThe O1 step also pays for gradient clipping, AdamW and the scheduler, which the raw pass does "
+        f"not. The frozen reference's log-probs are computed once before training (not per step): "
+        f"{ref_s:.1f} s for {ref_tokens} tokens ({ref_tokens / ref_s:.0f} tok/s forward only), "
+        "amortised over all epochs.\n\nPadding: the loop sorts each optimizer step's examples by length "
+        f"before cutting micro-batches (`training.bucket_micro`): padding waste {rows[0]['padding_waste']:.1%} "
+        f"vs {rows[2]['padding_waste']:.1%} without bucketing, same gradient (each micro-batch loss is "
+        f"weighted by its share of the step). {data['examples']} examples from {data['reference_samples']} reference "
+        f"samples (K samples of {data['reference_problems']} arithmetic problems), batch {p['batch_size']}, "
+        f"micro-batch {p['micro_batch_size']}, cutoff {p['max_length']}, {data['steps']} steps (first excluded), fp32 CPU."
+    )
+    if data.get("samples_note"):
+        notes += f"\n\nReference samples: {data['samples_note']}"
+    return notes
+
+
+def render(data: dict, out_dir: Path | None = None) -> None:
+    """Write trainer_efficiency.md/.png from its JSON alone."""
+    write_rendered(data, COLUMNS, notes_for(data), plot_for(data), out_dir)
+
+
+def summary(data: dict) -> dict:
+    """The docs/benchmarks.md row: setup, target, measured, verdict."""
+    p, rows, ratio, per_step = data["params"], data["rows"], data["efficiency_ratio"], data["per_step_ratio"]
+    return {
+        "setup": (f"{data['examples']} O1-Pruner examples ({data['reference_problems']} arithmetic problems), batch "
+                  f"{p['batch_size']}, micro-batch {p['micro_batch_size']}, cutoff {p['max_length']}, {data['steps']} "
+                  "steps (first excluded), fp32 CPU"),
+        "target": f"O1-Pruner step >= {data['target_ratio']}x raw fwd+bwd",
+        "measured": (f"**{ratio:.2f}x** ({rows[0]['tokens_per_second']:.1f} vs {rows[1]['tokens_per_second']:.1f} real "
+                     f"tok/s, {len(per_step)} measured steps, per step {min(per_step):.2f}-{max(per_step):.2f}); "
+                     f"padding waste {rows[0]['padding_waste']:.1%} bucketed vs {rows[2]['padding_waste']:.1%} not"),
+        "verdict": "met" if ratio >= data["target_ratio"] else f"missed by {fmt(data['target_ratio'] - ratio, 2)}",
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
+    run = start(argv)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--micro-batch-size", type=int, default=4)
     ap.add_argument("--max-length", type=int, default=320)
@@ -77,10 +160,10 @@ def main(argv: list[str] | None = None) -> int:
     from o1pruner.storage import LocalStorage
     from o1pruner.trainset import o1_pruner_examples
 
-    wall = Timer()
     model_path = str(ensure_embedded("smollm2-135m-instruct"))
     records = reference_records(model_path, args.samples)
-    problems = {p.id: p.problem for p in generate_arithmetic(16, seed=2024, name="bench")}
+    problems = {p.id: p.problem for p in generate_arithmetic(
+        REFERENCE_SAMPLING["problems"], seed=REFERENCE_SAMPLING["problem_seed"], name="bench")}
     records = [r for r in records if r["problem_id"] in problems]
     t = TrainingSpec(
         method="o1-pruner", learning_rate=1e-5, batch_size=args.batch_size, micro_batch_size=args.micro_batch_size,
@@ -154,51 +237,26 @@ def main(argv: list[str] | None = None) -> int:
          "accuracy": None, "mean_length": None, "aes": None},
     ]
 
-    def plot(path: Path) -> None:
-        plt = pyplot()
-        fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6), gridspec_kw={"width_ratios": [2, 1]})
-        names = ["O1-Pruner step", "raw fwd+bwd\n(same batches)", "raw fwd+bwd\n(unbucketed)"]
-        vals = [r["tokens_per_second"] for r in rows]
-        bars = a1.bar(names, vals, color=["#2b7bba", "#999999", "#cccccc"])
-        for b, v in zip(bars, vals):
-            a1.text(b.get_x() + b.get_width() / 2, v, f"{v:.0f}", ha="center", va="bottom")
-        a1.set_ylabel("real tokens / s")
-        a1.set_title(f"Training throughput: {ratio:.2f}x of raw (target {TARGET}x)")
-        a2.plot(range(2, 2 + len(per_step)), per_step, "o-")
-        a2.axhline(TARGET, color="red", ls="--", lw=1)
-        a2.set_xlabel("step")
-        a2.set_ylabel("O1 step / raw")
-        a2.set_title("per step")
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-
-    met = ratio >= TARGET
-    notes = (
-        f"Target: O1-Pruner step >= {TARGET}x the raw forward+backward. Measured: {ratio:.2f}x "
-        f"({'met' if met else f'missed by {TARGET - ratio:.2f}'}); per step: "
-        + ", ".join(f"{r:.2f}" for r in per_step)
-        + f".\n\nThe O1 step also pays for gradient clipping, AdamW and the scheduler, which the raw pass does "
-        f"not. The frozen reference's log-probs are computed once before training (not per step): "
-        f"{ref_seconds:.1f} s for {ref_tokens} tokens ({ref_tokens / ref_seconds:.0f} tok/s forward only), "
-        "amortised over all epochs.\n\nPadding: the loop sorts each optimizer step's examples by length "
-        f"before cutting micro-batches (`training.bucket_micro`): padding waste {rows[0]['padding_waste']:.1%} "
-        f"vs {rows[2]['padding_waste']:.1%} without bucketing, same gradient (each micro-batch loss is "
-        f"weighted by its share of the step). {len(units)} examples from {len(records)} reference samples "
-        f"(K samples of {len({r['problem_id'] for r in records})} arithmetic problems), batch {args.batch_size}, "
-        f"micro-batch {args.micro_batch_size}, cutoff {args.max_length}, {steps} steps (first excluded), fp32 CPU."
-    )
-    write_results(
-        "trainer_efficiency",
-        "Trainer efficiency: O1-Pruner step vs raw forward+backward (CPU)",
-        rows,
-        [("method", "method"), ("tokens_per_second", "tokens/s"), ("efficiency_ratio", "efficiency_ratio"),
-         ("padding_waste", "padding waste")],
-        {"seed": args.seed, "wall_seconds": wall.seconds(), "target_ratio": TARGET, "efficiency_ratio": ratio,
-         "per_step_ratio": per_step, "reference_logprobs_seconds": ref_seconds, "params": {**vars(args), "samples": str(args.samples)}},
-        plot,
-        notes,
-    )
+    data = {
+        "benchmark": "trainer_efficiency",
+        "title": "Trainer efficiency: O1-Pruner step vs raw forward+backward (CPU)",
+        "rows": rows,
+        **finish(run),
+        "seed": args.seed,
+        "target_ratio": TARGET,
+        "efficiency_ratio": ratio,
+        "per_step_ratio": per_step,
+        "reference_logprobs_seconds": ref_seconds,
+        "reference_logprobs_tokens": ref_tokens,
+        "examples": len(units),
+        "reference_samples": len(records),
+        "reference_problems": len({r["problem_id"] for r in records}),
+        "steps": steps,
+        "params": {**vars(args), "samples": str(args.samples)},
+        "reference_sampling": REFERENCE_SAMPLING,
+    }
+    write_json(data, RESULTS)
+    render(data, RESULTS)
     print(json.dumps({"efficiency_ratio": ratio, "rows": rows}, indent=2))
     return 0
 
