@@ -13,7 +13,7 @@ arguments after the script, which ``run_all.py`` and so ``make bench`` replay) a
 was not measured is recorded as ``null`` with a note, never filled in later.
 
 How results are rendered: the md and png are pure functions of the JSON. A benchmark module
-exposes ``render(data, out_dir)`` (and ``summary(data)`` for docs/benchmarks.md);
+exposes ``render_results(data, out_dir)`` (and ``docs_summary(data)`` for docs/benchmarks.md);
 ``python bench/render.py`` re-renders every committed md/png and the generated sections of
 docs/benchmarks.md, and ``tests/core/test_bench_results.py`` fails when they differ. Each png
 carries the SHA-256 of the JSON it was drawn from (a PNG text chunk, :func:`stamp_png`).

@@ -6,10 +6,11 @@ docs/benchmarks.md; nothing is measured.
     python bench/render.py sampler_throughput trainer_efficiency   # only these
     python bench/render.py --docs-only     # only docs/benchmarks.md (run_all.py, after the benchmarks)
 
-A benchmark module renders its results with ``render(data, out_dir)`` and its docs row with
-``summary(data)`` (see ``bench/common.py``). A module without ``render`` but with the older
-``rerender(path)`` (table2) is re-rendered through it; one with neither is reported and left as
-it is.
+A benchmark module renders its results with ``render_results(data, out_dir)`` and its docs row
+with ``docs_summary(data)`` (see ``bench/common.py``). A module without ``render_results`` but
+with the older ``rerender(path)`` (table2) is re-rendered through it; one with neither is
+reported and left as it is. Only JSONs written by ``bench/common.py`` (with a ``benchmark`` key)
+are results of this kind; other files in ``bench/results/`` are left alone.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def results() -> list[dict]:
     from run_all import ORDER
 
     datas = [json.loads(p.read_text()) for p in sorted(common.RESULTS.glob("*.json"))]
+    datas = [d for d in datas if isinstance(d, dict) and d.get("benchmark")]
     rank = {name: i for i, name in enumerate(ORDER)}
     return sorted(datas, key=lambda d: (rank.get(d["benchmark"], len(rank)), d["benchmark"]))
 
@@ -48,8 +50,8 @@ def render_one(data: dict, out_dir: Path) -> str:
     """Write ``<name>.md``/``.png`` of one results JSON into ``out_dir``; returns how."""
     name = data["benchmark"]
     mod = module(name)
-    if hasattr(mod, "render"):
-        mod.render(data, out_dir)
+    if hasattr(mod, "render_results"):
+        mod.render_results(data, out_dir)
         return "rendered"
     if hasattr(mod, "rerender"):  # the older hook writes through common.RESULTS, the JSON too
         with tempfile.TemporaryDirectory() as tmp:
@@ -64,7 +66,7 @@ def render_one(data: dict, out_dir: Path) -> str:
             for ext in ("md", "png"):
                 shutil.copyfile(Path(tmp) / f"{name}.{ext}", out_dir / f"{name}.{ext}")
         return "rendered (rerender hook)"
-    return f"NOT re-rendered: bench/{name}.py has no render(data, out_dir)"
+    return f"NOT re-rendered: bench/{name}.py has no render_results(data, out_dir)"
 
 
 def _load_text(m: dict) -> str:
@@ -89,8 +91,8 @@ def docs_section(datas: list[dict]) -> str:
         name = data["benchmark"]
         mod = module(name)
         link = f"[{name}](../bench/results/{name}.md)"
-        if hasattr(mod, "summary"):
-            s = mod.summary(data)
+        if hasattr(mod, "docs_summary"):
+            s = mod.docs_summary(data)
         else:
             s = {"setup": "(in its md)", "target": "(in its md)",
                  "measured": f"see {link} (rendered from its JSON)", "verdict": "(in its md)"}
@@ -134,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
                 if (out / md).read_text() != (common.RESULTS / md).read_text():
                     drift.append(f"bench/results/{md}")
                 png = common.RESULTS / f"{data['benchmark']}.png"
-                if hasattr(module(data["benchmark"]), "render") and common.png_stamp(png) != common.data_sha256(data):
+                if hasattr(module(data["benchmark"]), "render_results") and common.png_stamp(png) != common.data_sha256(data):
                     drift.append(f"bench/results/{png.name} (not drawn from the committed JSON)")
     docs = docs_text(DOCS.read_text(), datas)
     if args.check:

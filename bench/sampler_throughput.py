@@ -114,12 +114,12 @@ def notes_for(data: dict) -> str:
     )
 
 
-def render(data: dict, out_dir: Path | None = None) -> None:
+def render_results(data: dict, out_dir: Path | None = None) -> None:
     """Write sampler_throughput.md/.png from its JSON alone."""
     write_rendered(data, COLUMNS, notes_for(data), plot_for(data), out_dir)
 
 
-def summary(data: dict) -> dict:
+def docs_summary(data: dict) -> dict:
     """The docs/benchmarks.md row: setup, target, measured, verdict."""
     p, rows, ratio = data["params"], data["rows"], data.get("speedup_ratio")
     best = rows[0] if rows else {}
@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         "grading": f"the pipeline's defaults ({json.dumps(DEFAULT_GRADING.to_wire(), sort_keys=True)})",
     }
     write_json(data, RESULTS)
-    render(data, RESULTS)
+    render_results(data, RESULTS)
     print(json.dumps({"speedup_ratio": ratio, "rows": rows}, indent=2, default=str))
     return 0
 

@@ -118,12 +118,12 @@ def notes_for(data: dict) -> str:
     return notes
 
 
-def render(data: dict, out_dir: Path | None = None) -> None:
+def render_results(data: dict, out_dir: Path | None = None) -> None:
     """Write trainer_efficiency.md/.png from its JSON alone."""
     write_rendered(data, COLUMNS, notes_for(data), plot_for(data), out_dir)
 
 
-def summary(data: dict) -> dict:
+def docs_summary(data: dict) -> dict:
     """The docs/benchmarks.md row: setup, target, measured, verdict."""
     p, rows, ratio, per_step = data["params"], data["rows"], data["efficiency_ratio"], data["per_step_ratio"]
     return {
@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         "reference_sampling": REFERENCE_SAMPLING,
     }
     write_json(data, RESULTS)
-    render(data, RESULTS)
+    render_results(data, RESULTS)
     print(json.dumps({"efficiency_ratio": ratio, "rows": rows}, indent=2))
     return 0
 
