@@ -10,7 +10,7 @@ Two figures for the operator as shipped (its default ``O1PRUNER_RESYNC_SECONDS``
   minute, and kopf's (watch streams re-established; one per watched kind, not per job).
 
 The operator code measured is the one on PYTHONPATH; ``--label`` names the run in the JSON
-(one entry per label in ``bench/results/operator_latency.json``). Before/after watches::
+(one entry per label in ``bench/results/operator/latency.json``). Before/after watches::
 
     git archive <commit-before> operator trainer_image | tar -x -C /tmp/before
     PYTHONPATH=/tmp/before/trainer_image:/tmp/before/operator python bench/operator_latency.py \\
@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results" / "operator_latency.json"
+RESULTS = ROOT / "bench" / "results" / "operator" / "latency.json"  # not a pruning benchmark: outside bench/results/*.json
 sys.path.insert(0, str(ROOT / "tests" / "reliability"))  # the emulator harness (rel_cluster)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-RESULTS = REPO_ROOT / "bench" / "results" / "operator_latency.json"
+RESULTS = REPO_ROOT / "bench" / "results" / "operator" / "latency.json"
 
 
 def _bench():
