@@ -24,12 +24,17 @@ def gradient_accumulation_steps(training: TrainingSpec, world_size: int) -> int:
     return training.batch_size // per_step
 
 
-def build_deepspeed_config(training: TrainingSpec, world_size: int) -> dict[str, Any]:
-    """ZeRO-2/3 with bf16, optional CPU offload, clipping = maxGradNorm.
+def build_deepspeed_config(training: TrainingSpec, world_size: int, bf16: bool = True) -> dict[str, Any]:
+    """ZeRO-2/3 with bf16 (fp32 with ``bf16=False``: a device without bf16, the CPU tests),
+    optional CPU offload, clipping = maxGradNorm.
 
     Concrete numbers only (no HF-Trainer ``"auto"``), so ``deepspeed.initialize`` takes it as is.
     The optimizer and scheduler stay in the training loop (AdamW + cosine/linear warm-up),
-    so the config carries no ``optimizer``/``scheduler`` sections.
+    so the config carries no ``optimizer``/``scheduler`` sections. With ``offloadOptimizer``
+    that torch AdamW steps the fp32 master partitions on the CPU; DeepSpeed refuses a client
+    optimizer under ZeRO-Offload at ``deepspeed.initialize`` unless
+    ``zero_force_ds_cpu_optimizer`` is false (its own CPU Adam is faster but is a compiled op
+    the trainer image would have to build).
     """
     ds = training.deepspeed
     gas = gradient_accumulation_steps(training, world_size)
@@ -53,15 +58,18 @@ def build_deepspeed_config(training: TrainingSpec, world_size: int) -> dict[str,
             zero["offload_param"] = {"device": "cpu", "pin_memory": True}
     elif ds.offload_params:
         raise ValueError("offloadParams needs zeroStage 3 (ZeRO-2 does not partition parameters)")
-    return {
+    config: dict[str, Any] = {
         "train_batch_size": training.batch_size,
         "train_micro_batch_size_per_gpu": training.micro_batch_size,
         "gradient_accumulation_steps": gas,
         "gradient_clipping": training.max_grad_norm,
-        "bf16": {"enabled": True},
+        "bf16": {"enabled": bf16},
         "fp16": {"enabled": False},
         "zero_optimization": zero,
         "seed": training.seed,
         "steps_per_print": 10,
         "wall_clock_breakdown": False,
     }
+    if ds.offload_optimizer:
+        config["zero_force_ds_cpu_optimizer"] = False
+    return config

@@ -214,7 +214,7 @@ def phase_train(ctx: Context, max_steps: int | None = None) -> dict:
     if not examples:
         raise PhaseError(f"no training examples for method {method} (e.g. SFT/DPO need correct samples)")
     problems = {p.id: p.problem for p in train_problems(ctx)}
-    device, dtype = tr.pick_device_dtype()
+    device, dtype = tr.pick_device_dtype(t)
     model, tokenizer = tr.load_policy(base_model_path(ctx), t, dtype, device)
     units = tr.build_units(method, examples, tokenizer, ctx.spec.prompt, t.max_length, problems)
     world_size, rank = int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("RANK", 0))

@@ -2,7 +2,18 @@
 
 - AdamW, gradient accumulation to ``batchSize`` examples per optimizer step, gradient-norm
   clipping, cosine/linear/constant schedule with warm-up (transformers' schedulers).
-- fp32 on CPU, bf16 on GPU; optional gradient checkpointing; full / freeze-first-N / LoRA.
+- Precision (:func:`precision_policy`): fp32 on CPU. On a GPU without DeepSpeed the weights the
+  optimizer steps stay fp32 (the master copy) and the forward runs under ``torch.autocast``
+  (bf16): AdamW updates at the paper's lr 2e-7 are far below bf16's resolution (~1/128 relative)
+  and would round away on bf16 weights. Under DeepSpeed the model is bf16 and DeepSpeed's bf16
+  optimizer keeps the fp32 master partitions. Optional gradient checkpointing; full /
+  freeze-first-N / LoRA.
+- Several ranks (``world_size`` > 1): every rank gets the same number of units in every
+  optimizer step (:func:`shard_step`): a short step is padded with zero-weight copies of its
+  shortest unit, so every rank runs the same number of forward/backward passes (ZeRO-3 gathers
+  parameters in every forward; a rank with nothing to do would hang the others) and no unit is
+  dropped. Each real unit's loss is weighted ``world_size / units_in_step``, so the back end's
+  average over ranks is exactly the mean over the step's units, however unevenly they fell.
 - The frozen reference π_ref is the initial policy (paper Sec. 3.2): its sequence log-probs
   are computed once before the first step, stored next to the checkpoints, and reused.
 - Length bucketing: the examples of one optimizer step are sorted by length before being cut
@@ -17,6 +28,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -32,7 +44,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from o1pruner.engines import DeepSpeedEngine, make_engine, rng_state, set_rng_state
+from o1pruner.engines import DeepSpeedEngine, make_engine, rng_state, set_rng_state, uses_deepspeed
 from o1pruner.logprobs import sequence_logprobs
 from o1pruner.loss import dpo_loss, o1_pruner_loss, sft_loss
 from o1pruner.prompts import build_messages
@@ -115,11 +127,53 @@ def build_units(method: str, examples: list[dict], tokenizer, prompt: PromptSpec
     return units
 
 
-# --------------------------------------------------------------------------- model set-up
-def pick_device_dtype() -> tuple[torch.device, torch.dtype]:
+# --------------------------------------------------------------------------- precision
+@dataclass(frozen=True)
+class Precision:
+    """How the policy is held and run.
+
+    ``param_dtype`` is the dtype of the weights the optimizer steps (the master copy);
+    ``autocast`` the forward's compute dtype under ``torch.autocast`` (``None``: no autocast).
+    """
+
+    param_dtype: torch.dtype
+    autocast: torch.dtype | None = None
+
+    def forward_context(self, device_type: str):
+        if self.autocast is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device_type, dtype=self.autocast)
+
+
+def precision_policy(device_type: str, deepspeed: bool, bf16: bool | None = None) -> Precision:
+    """The dtype policy (pure): bf16 compute by default on CUDA, never bf16 master weights
+    outside DeepSpeed.
+
+    - no bf16 (CPU by default): fp32 weights, no autocast;
+    - bf16 with DeepSpeed: bf16 weights; DeepSpeed's bf16/ZeRO optimizer keeps fp32 master
+      partitions and steps those;
+    - bf16 without DeepSpeed: fp32 weights (the optimizer's master copy) and the forward under
+      ``torch.autocast(bfloat16)``. ``bf16=True`` on CPU takes the same path (CPU autocast),
+      which is how the tests exercise it.
+    """
+    if bf16 is None:
+        bf16 = device_type == "cuda"
+    if not bf16:
+        return Precision(torch.float32)
+    if deepspeed:
+        return Precision(torch.bfloat16)
+    return Precision(torch.float32, torch.bfloat16)
+
+
+def pick_device_dtype(training: TrainingSpec | None = None) -> tuple[torch.device, torch.dtype]:
+    """This rank's device and the dtype to load the policy in (:func:`precision_policy`;
+    without a spec, the no-DeepSpeed policy: fp32 weights)."""
+    deepspeed = training is not None and uses_deepspeed(training)
     if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))), torch.bfloat16
-    return torch.device("cpu"), torch.float32
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    else:
+        device = torch.device("cpu")
+    return device, precision_policy(device.type, deepspeed).param_dtype
 
 
 def load_policy(model_path: str, training: TrainingSpec, dtype: torch.dtype, device: torch.device):
@@ -161,19 +215,23 @@ def apply_trainable(model, training: TrainingSpec):
 
 
 # --------------------------------------------------------------------------- losses per method
-def _forward(model, unit_list: list[Unit], pad_id: int, device):
+def _forward(model, unit_list: list[Unit], pad_id: int, device, precision: Precision | None = None):
     seqs = [s for u in unit_list for s in u.seqs]
     ids, att, mask = (t.to(device) for t in collate(seqs, pad_id))
-    return sequence_logprobs(model, ids, att, mask)
+    autocast = precision.autocast if precision is not None else None
+    return sequence_logprobs(model, ids, att, mask, autocast=autocast)
 
 
 @torch.no_grad()
-def compute_reference(model, units: list[Unit], method: str, pad_id: int, device, micro: int) -> None:
-    """Fill ``unit.ref`` with the frozen reference's log-probs (the initial policy)."""
+def compute_reference(
+    model, units: list[Unit], method: str, pad_id: int, device, micro: int, precision: Precision | None = None
+) -> None:
+    """Fill ``unit.ref`` with the frozen reference's log-probs (the initial policy), computed
+    with the same precision as the training forward (so the first ratio is exactly 1)."""
     model.eval()
     for i in tqdm(range(0, len(units), micro), desc="reference log-probs", unit="batch"):
         chunk = units[i : i + micro]
-        s, n = _forward(model, chunk, pad_id, device)
+        s, n = _forward(model, chunk, pad_id, device, precision)
         vals = (s / n.clamp(min=1)) if method == "o1-pruner" else s
         vals = vals.tolist()
         for j, u in enumerate(chunk):
@@ -182,10 +240,32 @@ def compute_reference(model, units: list[Unit], method: str, pad_id: int, device
     model.train()
 
 
-def micro_loss(model, chunk: list[Unit], method: str, training: TrainingSpec, pad_id: int, device):
-    """Loss (mean over the micro-batch's units) and stats for one micro-batch."""
-    s, n = _forward(model, chunk, pad_id, device)
+def micro_loss(
+    model,
+    chunk: list[Unit],
+    method: str,
+    training: TrainingSpec,
+    pad_id: int,
+    device,
+    real: list[bool] | None = None,
+    precision: Precision | None = None,
+):
+    """Loss (mean over the micro-batch's real units) and stats for one micro-batch.
+
+    ``real[k]`` is False for a zero-weight padding unit: it runs through the forward (every
+    rank does the same passes) but not into the loss. With no real unit the loss is a zero
+    that still reaches every parameter, so the backward (and its collectives) runs as usual.
+    """
+    s, n = _forward(model, chunk, pad_id, device, precision)
     stats = {"clip_fraction": 0.0}
+    if real is not None and not all(real):
+        keep = [k for k, r in enumerate(real) if r]
+        if not keep:
+            return s.sum() * 0.0, stats
+        chunk = [chunk[k] for k in keep]
+        per_unit = len(s) // len(real)
+        rows = torch.tensor([k * per_unit + j for k in keep for j in range(per_unit)], device=s.device)
+        s, n = s[rows], n[rows]
     if method == "o1-pruner":
         ref = torch.tensor([u.ref[0] for u in chunk], device=device, dtype=s.dtype)
         adv = torch.tensor([u.advantage for u in chunk], device=device, dtype=s.dtype)
@@ -208,17 +288,42 @@ def step_batches(n_units: int, batch_size: int, seed: int, epoch: int) -> list[l
     return [order[i : i + batch_size] for i in range(0, n_units, batch_size)]
 
 
-def bucket_micro(indices: list[int], units: list[Unit], micro: int) -> list[list[int]]:
-    """Length bucketing: sort a step's units by token count, then cut into micro-batches."""
-    ordered = sorted(indices, key=lambda i: units[i].n_tokens)
+def shard_step(step: list[int], world_size: int, rank: int) -> tuple[list[int], int]:
+    """This rank's units of one optimizer step and how many zero-weight padding slots it adds.
+
+    Every rank gets ``ceil(len(step) / world_size)`` slots: its strided share of the step,
+    then padding up to that count (``step[rank::world_size]`` differs by at most one between
+    ranks, and a rank past the end of a short last step gets only padding). Nothing is
+    dropped; padding slots carry weight 0 (see :func:`unit_weight`).
+    """
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} is not in a world of {world_size}")
+    mine = step[rank::world_size]
+    return mine, math.ceil(len(step) / world_size) - len(mine)
+
+
+def unit_weight(world_size: int, units_in_step: int) -> float:
+    """Loss weight of one real unit on its rank: the back end averages over ``world_size``
+    ranks, so ``world_size / units_in_step`` makes the step's loss the plain mean over its
+    units whichever rank they fell on (padding units weigh 0)."""
+    return world_size / units_in_step
+
+
+def bucket_micro(indices: list[int], units: list[Unit], micro: int, n_pad: int = 0) -> list[list[int | None]]:
+    """Length bucketing: sort a step's units by token count, then cut into micro-batches.
+    ``n_pad`` padding slots (``None``) go last, so their micro-batches are the short ones."""
+    ordered: list[int | None] = sorted(indices, key=lambda i: units[i].n_tokens)
+    ordered += [None] * n_pad
     return [ordered[i : i + micro] for i in range(0, len(ordered), micro)]
 
 
-def padding_waste(groups: list[list[int]], units: list[Unit]) -> float:
-    """Fraction of padded positions over all micro-batches."""
+def padding_waste(groups: list[list[int | None]], units: list[Unit]) -> float:
+    """Fraction of padded positions over all micro-batches (padding units not counted)."""
     total = real = 0
     for g in groups:
-        lens = [len(ids) for i in g for ids, _ in units[i].seqs]
+        lens = [len(ids) for i in g if i is not None for ids, _ in units[i].seqs]
+        if not lens:
+            continue
         total += max(lens) * len(lens)
         real += sum(lens)
     return 1.0 - real / total if total else 0.0
@@ -239,9 +344,22 @@ def latest_checkpoint(store: Storage) -> str | None:
     return None
 
 
+def _distributed() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
 def _barrier() -> None:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
+    if _distributed():
         torch.distributed.barrier()
+
+
+def _sum_over_ranks(values: list[float], device) -> list[float]:
+    """Element-wise sum of per-rank numbers (identity on one process)."""
+    if not _distributed() or torch.distributed.get_world_size() == 1:
+        return values
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    torch.distributed.all_reduce(t)
+    return t.tolist()
 
 
 def save_checkpoint(store: Storage, engine, state: dict, keep: int, rank: int = 0) -> str:
@@ -324,12 +442,20 @@ def train(
     on_step: Callable[[dict], None] | None = None,
     world_size: int = 1,
     rank: int = 0,
+    precision: Precision | None = None,
 ) -> TrainResult:
-    """Run (or resume) training over ``units``; returns the per-step history."""
+    """Run (or resume) training over ``units``; returns the per-step history.
+
+    ``precision`` defaults to :func:`precision_policy` for the model's device and back end.
+    With ``world_size`` > 1 every rank runs this over the same ``units``; the history's loss,
+    clip fraction and tokens are those of the whole step (summed over ranks).
+    """
     from transformers import get_scheduler
 
     method = method or training.method
     device = next(model.parameters()).device
+    if precision is None:
+        precision = precision_policy(device.type, uses_deepspeed(training))
     pad_id = tokenizer.pad_token_id
     micro = training.micro_batch_size
     torch.manual_seed(training.seed)
@@ -343,8 +469,9 @@ def train(
             for u, r in zip(units, refs, strict=True):
                 u.ref = r
         else:
-            compute_reference(model, units, method, pad_id, device, micro)
-            store.write_json(REF_LOGPROBS, [u.ref for u in units])
+            compute_reference(model, units, method, pad_id, device, micro, precision)
+            if rank == 0:
+                store.write_json(REF_LOGPROBS, [u.ref for u in units])
 
     steps_per_epoch = math.ceil(len(units) / training.batch_size)
     total_steps = steps_per_epoch * training.epochs
@@ -377,24 +504,31 @@ def train(
                 if max_steps is not None and state["global_step"] >= max_steps:
                     break
                 t0 = time.monotonic()
-                step_units = batches[s_idx][rank::world_size]
-                groups = bucket_micro(step_units, units, micro)
+                step = batches[s_idx]
+                mine, n_pad = shard_step(step, world_size, rank)
+                filler = min(step, key=lambda i: units[i].n_tokens)  # what a padding slot runs
+                groups = bucket_micro(mine, units, micro, n_pad)
                 wastes.append(padding_waste(groups, units))
+                scale = unit_weight(world_size, len(step))
                 loss_sum, clip_sum, tokens = 0.0, 0.0, 0
                 for j, g in enumerate(groups):
-                    chunk = [units[i] for i in g]
-                    loss, st = micro_loss(model, chunk, method, training, pad_id, device)
-                    weight = len(chunk) / len(step_units)
+                    chunk = [units[filler if i is None else i] for i in g]
+                    real = [i is not None for i in g]
+                    loss, st = micro_loss(model, chunk, method, training, pad_id, device, real, precision)
+                    weight = sum(real) * scale
                     engine.backward(loss * weight, last_micro=j == len(groups) - 1)
                     loss_sum += loss.item() * weight
                     clip_sum += st["clip_fraction"] * weight
-                    tokens += sum(u.n_tokens for u in chunk)
+                    tokens += sum(u.n_tokens for u, r in zip(chunk, real, strict=True) if r)
                 grad_norm = engine.step()
+                if world_size > 1:
+                    loss_sum, clip_sum, tokens = _sum_over_ranks([loss_sum, clip_sum, tokens], device)
+                    loss_sum, clip_sum, tokens = loss_sum / world_size, clip_sum / world_size, int(tokens)
                 state.update(global_step=state["global_step"] + 1, epoch=epoch, step_in_epoch=s_idx + 1)
                 if s_idx + 1 == len(batches):
                     state.update(epoch=epoch + 1, step_in_epoch=0)
                 dt = time.monotonic() - t0
-                chosen = [units[i] for i in step_units]
+                chosen = [units[i] for i in step]
                 rec = {
                     "step": state["global_step"],
                     "epoch": epoch + (s_idx + 1) / len(batches),
@@ -457,6 +591,9 @@ def save_model(model, tokenizer, store: Storage, prefix: str = "train/model", en
                 store.upload_dir(tmp, prefix, complete=True)
         _barrier()
         return store.uri(prefix)
+    if rank != 0:  # plain torch keeps the same weights on every rank: rank 0 writes them
+        _barrier()
+        return store.uri(prefix)
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
     with tempfile.TemporaryDirectory(prefix="o1pruner-model-") as tmp:
@@ -465,4 +602,5 @@ def save_model(model, tokenizer, store: Storage, prefix: str = "train/model", en
         tokenizer.save_pretrained(tmp)
         store.delete_prefix(prefix)
         store.upload_dir(tmp, prefix, complete=True)
+    _barrier()
     return store.uri(prefix)
