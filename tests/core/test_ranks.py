@@ -51,28 +51,50 @@ def test_padding_slots_go_last_and_count_no_waste():
     assert tr.padding_waste(groups, units) == pytest.approx(1 - 8 / 10)
 
 
-def _run(cmd: list[str], tmp_path: Path) -> None:
+def _run(cmd: list[str], cwd: Path) -> None:
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)
     try:
         out, _ = proc.communicate(timeout=RUN_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         out, _ = proc.communicate()
-        pytest.fail(f"{cmd[-4:]} did not finish in {RUN_TIMEOUT_S}s (a rank hung?):\n{out[-3000:]}")
+        pytest.fail(f"{cmd[-6:]} did not finish in {RUN_TIMEOUT_S}s (a rank hung?):\n{out[-3000:]}")
     assert proc.returncode == 0, out[-5000:]
 
 
-def test_two_gloo_ranks_train_like_one_process_through_a_step_with_an_idle_rank(tiny_model_dir, tmp_path):
-    one, two = tmp_path / "one", tmp_path / "two"
-    _run([sys.executable, str(WORKER), str(tiny_model_dir), str(tmp_path / "store-1"), str(one)], tmp_path)
-    _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-          str(WORKER), str(tiny_model_dir), str(tmp_path / "store-2"), str(two)], tmp_path)
+@pytest.fixture(scope="module")
+def one_process(tiny_model_dir, tmp_path_factory) -> Path:
+    """The reference: the same training in one process."""
+    d = tmp_path_factory.mktemp("one-process")
+    _run([sys.executable, str(WORKER), str(tiny_model_dir), str(d / "store"), str(d / "out")], d)
+    return d / "out"
 
-    ref = load_file(str(one / "rank-0.safetensors"))
+
+@pytest.mark.parametrize(
+    "engine",
+    [
+        pytest.param([], id="torch-gloo"),
+        # DeepSpeed on the CPU (gloo, fp32) with the loop's torch AdamW: ZeRO-2 with the optimizer
+        # offloaded (refused at start-up before zero_force_ds_cpu_optimizer: false), and ZeRO-3,
+        # whose forward gathers parameters from every rank (an idle rank would hang it)
+        pytest.param(["2", "offload"], id="deepspeed-zero2-offload"),
+        pytest.param(["3"], id="deepspeed-zero3"),
+    ],
+)
+def test_two_gloo_ranks_train_like_one_process_through_a_step_with_an_idle_rank(
+    engine, one_process, tiny_model_dir, tmp_path
+):
+    if engine:
+        pytest.importorskip("deepspeed")
+    two = tmp_path / "two"
+    _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+          str(WORKER), str(tiny_model_dir), str(tmp_path / "store"), str(two), *engine], tmp_path)
+
+    ref = load_file(str(one_process / "rank-0.safetensors"))
     r0, r1 = (load_file(str(two / f"rank-{r}.safetensors")) for r in (0, 1))
-    hist = [json.loads((d / "rank-0.json").read_text())["history"] for d in (one, two)]
+    hist = [json.loads((d / "rank-0.json").read_text())["history"] for d in (one_process, two)]
     assert [h["step"] for h in hist[1]] == [1, 2]  # steps of 4 and 1 units: both ran
     # the step's loss and token count are those of the whole step, as one process sees them
     for a, b in zip(hist[0], hist[1], strict=True):
@@ -82,7 +104,8 @@ def test_two_gloo_ranks_train_like_one_process_through_a_step_with_an_idle_rank(
     # the difference is rounding, tiny next to what training moved
     from transformers import AutoModelForCausalLM
 
-    init = {k: v for k, v in AutoModelForCausalLM.from_pretrained(str(tiny_model_dir)).named_parameters()}
+    init = dict(AutoModelForCausalLM.from_pretrained(str(tiny_model_dir)).named_parameters())
+    assert r0.keys() == ref.keys()
     moved = sum(float((ref[k] - init[k].detach()).norm() ** 2) for k in ref) ** 0.5
     for k in ref:
         assert torch.equal(r0[k], r1[k]), k
