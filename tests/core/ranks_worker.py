@@ -48,10 +48,8 @@ def use_deepspeed_on_cpu(t: TrainingSpec, world_size: int, out: Path) -> None:
 
     config = out / f"deepspeed-{os.environ.get('RANK', 0)}.json"
     config.write_text(json.dumps(build_deepspeed_config(t, world_size, bf16=False)))
-    os.environ["O1PRUNER_DEEPSPEED_CONFIG"] = str(config)
-    engines.uses_deepspeed = lambda training: training.deepspeed.enabled  # CUDA is not needed here
-    if world_size > 1:
-        torch.distributed.init_process_group("gloo")
+    os.environ["O1PRUNER_DEEPSPEED_CONFIG"] = str(config)  # as the operator mounts it
+    os.environ[engines.DEEPSPEED_ON_CPU_ENV] = "1"  # DeepSpeedEngine joins torchrun's ranks over gloo
 
 
 def trainable_state(model, stage: int | None) -> dict[str, torch.Tensor]:

@@ -1,6 +1,7 @@
 """The GPU check's own logic on the CPU: peaks and MFU, the JSON line, check selection, a
 ``--device cpu --quick`` run on the tiny model, and the shell wrapper's offline install step."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -62,7 +63,8 @@ def test_check_selection():
     assert names == ["train/smollm2/torch", "train/smollm2/zero2", "train/smollm2/zero3",
                      "resume/smollm2/torch", "resume/smollm2/zero3", "sample/smollm2/hf"]
     assert [n for n in names if gc.selected(n, ["train/*"], ["*/zero2"])] == ["train/smollm2/torch", "train/smollm2/zero3"]
-    assert gc.skip_reason("train/m/zero2", "cpu", True) == "DeepSpeed runs on CUDA only in the trainer"
+    assert gc.skip_reason("train/m/zero2", "cpu", True).startswith("DeepSpeed runs on CUDA only")
+    assert gc.skip_reason("train/m/zero2", "cpu", True, deepspeed_on_cpu=True) is None
     assert gc.skip_reason("train/m/zero3", "cuda", False) == "the deepspeed package is not installed"
     assert gc.skip_reason("train/m/torch", "cpu", False) is None
     assert gc.model_label("embedded:longthought-arith") == "longthought-arith"
@@ -100,11 +102,23 @@ def _script(tmp_path, env_extra, *args):
 
 
 def test_shell_wrapper_runs_the_checks_and_writes_results(tiny_model_dir, tmp_path):
-    proc = _script(tmp_path, {}, "--device", "cpu", "--quick", "--model", str(tiny_model_dir), "--only", "sample/*")
+    """Through the wrapper, in a fresh process, with the DeepSpeed checks on the CPU (gloo,
+    fp32) when deepspeed is installed: ZeRO-2 steps, ZeRO-3 checkpoint save and resume."""
+    label = tiny_model_dir.name
+    checks = [f"sample/{label}/hf"]
+    args = ["--device", "cpu", "--quick", "--model", str(tiny_model_dir)]
+    if importlib.util.find_spec("deepspeed") is not None:
+        checks = [f"train/{label}/zero2", f"resume/{label}/zero3", *checks]
+        args.append("--deepspeed-on-cpu")
+    proc = _script(tmp_path, {}, *args, *(x for c in checks for x in ("--only", c)))
     assert proc.returncode == 0, proc.stderr[-3000:]
     records = [json.loads(x) for x in (tmp_path / "r.jsonl").read_text().splitlines()]
-    assert [r["check"] for r in records] == ["env", f"sample/{tiny_model_dir.name}/hf"]
-    assert records[1]["status"] == "pass"
+    assert [r["check"] for r in records] == ["env", *checks]
+    assert all(r["status"] == "pass" for r in records), records
+    for r in records[1:-1]:  # the DeepSpeed ones
+        assert r["engine"] == "DeepSpeedEngine"
+    if len(records) > 2:
+        assert records[2]["max_abs_weight_diff_after_load"] == 0.0
 
 
 def test_shell_wrapper_names_what_is_missing_and_never_goes_online(tmp_path):

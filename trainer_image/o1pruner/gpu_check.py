@@ -28,7 +28,6 @@ import logging
 import math
 import os
 import re
-import socket
 import sys
 import tempfile
 import time
@@ -133,12 +132,12 @@ def selected(name: str, only: list[str] | None, skip: list[str] | None) -> bool:
     return not (skip and any(fnmatch.fnmatchcase(name, p) for p in skip))
 
 
-def skip_reason(name: str, device: str, deepspeed_available: bool) -> str | None:
+def skip_reason(name: str, device: str, deepspeed_available: bool, deepspeed_on_cpu: bool = False) -> str | None:
     """Why a check cannot run here (``None``: it can)."""
     engine = name.rsplit("/", 1)[1]
     if engine.startswith("zero"):
-        if device != "cuda":
-            return "DeepSpeed runs on CUDA only in the trainer"
+        if device != "cuda" and not deepspeed_on_cpu:
+            return "DeepSpeed runs on CUDA only in the trainer (--deepspeed-on-cpu to test it here)"
         if not deepspeed_available:
             return "the deepspeed package is not installed"
     return None
@@ -164,17 +163,14 @@ def sizes(device: str, quick: bool) -> Sizes:
 
 
 # --------------------------------------------------------------------------- device side
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _single_rank_env() -> None:
-    """DeepSpeed wants a process group even on one GPU: a one-rank one on localhost."""
+    """DeepSpeed wants a process group even on one GPU: a one-rank one on localhost; the
+    config is generated from each check's spec, never a mounted one."""
+    from o1pruner.engines import free_port
+
     for key, value in (("RANK", "0"), ("LOCAL_RANK", "0"), ("WORLD_SIZE", "1"), ("MASTER_ADDR", "127.0.0.1")):
         os.environ.setdefault(key, value)
-    os.environ.setdefault("MASTER_PORT", str(_free_port()))
+    os.environ.setdefault("MASTER_PORT", str(free_port()))
     os.environ.pop("O1PRUNER_DEEPSPEED_CONFIG", None)
 
 
@@ -394,9 +390,13 @@ def run(argv: list[str] | None = None, emit: Callable[[str], None] | None = None
     if device == "cuda" and not torch.cuda.is_available():
         _emit(result_line("env", "fail", error="--device cuda but torch sees no CUDA device"))
         return 1
-    if device == "cuda":
+    if device == "cuda" or args.deepspeed_on_cpu:
         _single_rank_env()
-    ds_version = _deepspeed_version() if device == "cuda" else None
+    if args.deepspeed_on_cpu:
+        from o1pruner.engines import DEEPSPEED_ON_CPU_ENV
+
+        os.environ[DEEPSPEED_ON_CPU_ENV] = "1"
+    ds_version = _deepspeed_version() if device == "cuda" or args.deepspeed_on_cpu else None
     name = torch.cuda.get_device_name(0) if device == "cuda" else "cpu"
     peak = args.peak_tflops or (peak_bf16_tflops(name) if device == "cuda" else None)
     _, line = _env_line(device, peak, ds_version)
@@ -420,7 +420,7 @@ def run(argv: list[str] | None = None, emit: Callable[[str], None] | None = None
                 _emit(result_line(f"model/{label}", "skipped", source=source, reason=f"{type(exc).__name__}: {exc}"))
                 continue
             for check in names:
-                reason = skip_reason(check, device, ds_version is not None)
+                reason = skip_reason(check, device, ds_version is not None, args.deepspeed_on_cpu)
                 if reason is None and time.monotonic() - started > args.budget_s:
                     reason = f"time budget of {args.budget_s}s spent"
                 if reason:
@@ -457,6 +457,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--peak-tflops", type=float, help="dense bf16 peak of the device, for one not in the table")
     ap.add_argument("--budget-s", type=float, default=480.0, help="skip the remaining checks after this long")
     ap.add_argument("--out", help="also append the JSON lines to this file")
+    ap.add_argument("--deepspeed-on-cpu", action="store_true",
+                    help="with --device cpu: run the DeepSpeed checks on the CPU (gloo, fp32), to test this script")
     return ap
 
 
