@@ -3,7 +3,7 @@ and watches of the children.
 
 Why a daemon: one coroutine per PruningJob serialises all work on that job (no two handlers
 race on its children). It wakes up at once on every change of the PruningJob and of its
-children (label-selected watches on Jobs, Deployments, the training backend's kind and failing
+children (label-selected watches on Jobs, Deployments, the training backends' kinds and failing
 pods; see :mod:`o1pruner_operator.watches`), and re-reads the world every ``resync_seconds``
 (minutes) as a safety net for a missed event.
 """
@@ -21,7 +21,7 @@ import kopf
 from o1pruner.spec import GROUP, PLURAL, VERSION
 
 from o1pruner_operator import metrics
-from o1pruner_operator.backends import backend_for
+from o1pruner_operator.backends import TRAINING_RESOURCES, Backends, chosen_backend
 from o1pruner_operator.kube import (
     CONFIGMAPS, DEPLOYMENTS, JOBS, NETWORKPOLICIES, PODS, SERVICES, Credentials, KubeClient,
 )
@@ -58,7 +58,7 @@ def build_registry(config: OperatorConfig | None = None) -> kopf.OperatorRegistr
     rt = Runtime(config=config or OperatorConfig.from_env())
     registry = kopf.OperatorRegistry()
     res = (GROUP, VERSION, PLURAL)
-    children = watched_kinds(backend_for(rt.config.training_backend).resource)
+    children = watched_kinds(*TRAINING_RESOURCES)
 
     @kopf.on.startup(registry=registry)
     def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -67,7 +67,7 @@ def build_registry(config: OperatorConfig | None = None) -> kopf.OperatorRegistr
             settings.watching.label_selectors[key] = selector
 
     @kopf.on.login(registry=registry)
-    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    async def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
         if rt.config.kube_server:
             info = kopf.ConnectionInfo(server=rt.config.kube_server, insecure=True)
         else:
@@ -77,7 +77,13 @@ def build_registry(config: OperatorConfig | None = None) -> kopf.OperatorRegistr
             if not rt.config.kube_server and os.path.exists(SA_TOKEN):
                 creds.token_path = SA_TOKEN
             rt.client = KubeClient(creds)
-            rt.reconciler = Reconciler(rt.client, rt.config, backend_for(rt.config.training_backend), _post_event)
+            backends = Backends(rt.client, rt.config.training_backend, trainjob_runtime=rt.config.trainjob_runtime)
+            rt.reconciler = Reconciler(rt.client, rt.config, backends, _post_event)
+            try:  # discovery at start: which training APIs the cluster serves (re-checked on a miss)
+                log.info("training backends the cluster serves: %s (default: %s)",
+                         await backends.available(), backends.default)
+            except Exception as exc:  # noqa: BLE001 -- not fatal: each job asks again
+                log.warning("training API discovery failed at start: %s", exc)
         return info
 
     @kopf.on.cleanup(registry=registry)
@@ -130,16 +136,16 @@ def build_registry(config: OperatorConfig | None = None) -> kopf.OperatorRegistr
             rt.wakers.unregister(namespace, name)
 
     @kopf.on.delete(*res, registry=registry)
-    async def delete(name: str, namespace: str, logger: logging.Logger, **_: Any) -> None:
+    async def delete(name: str, namespace: str, body: kopf.Body, logger: logging.Logger, **_: Any) -> None:
         """Remove the children now (ownerReferences would let the GC do it eventually)."""
         metrics.forget_job(f"{namespace}/{name}")
-        if rt.client is None:
+        if rt.client is None or rt.reconciler is None:
             return
         names = Names(name)
-        backend = backend_for(rt.config.training_backend)
+        backend = rt.reconciler.backends.get(chosen_backend(body))
         try:
             for res_, child in [
-                (JOBS, names.eval_job), (JOBS, names.sample_job), (backend.resource, names.train),
+                (JOBS, names.eval_job), (JOBS, names.sample_job), *backend.children(names),
                 (DEPLOYMENTS, names.sampler("pruned")), (SERVICES, names.sampler("pruned")),
                 (DEPLOYMENTS, names.sampler("reference")), (SERVICES, names.sampler("reference")),
                 (CONFIGMAPS, names.config),

@@ -68,6 +68,7 @@ DEPLOYMENTS = Resource("apps", "v1", "deployments", "Deployment")
 JOBS = Resource("batch", "v1", "jobs", "Job")
 NETWORKPOLICIES = Resource("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy")
 PYTORCHJOBS = Resource("kubeflow.org", "v1", "pytorchjobs", "PyTorchJob")
+TRAINJOBS = Resource("trainer.kubeflow.org", "v1alpha1", "trainjobs", "TrainJob")
 PRUNINGJOBS = Resource("o1pruner.dev", "v1alpha1", "pruningjobs", "PruningJob")
 
 
@@ -224,6 +225,18 @@ class KubeClient:
     async def list(self, res: Resource, namespace: str, label_selector: str) -> list[dict[str, Any]]:
         body = await self._request("GET", res, namespace, query=[("labelSelector", label_selector)])
         return list((body or {}).get("items") or [])
+
+    async def discover(self, group_version: str) -> set[str]:
+        """Plurals the API server serves in ``group_version`` ("v1", "batch/v1", ...); empty when
+        it serves no such group/version (discovery 404)."""
+        path = f"/api/{group_version}" if "/" not in group_version else f"/apis/{group_version}"
+        try:
+            body = await self._request_auth("GET", path, body=None, query=None, content_type="application/json")
+        except ApiException as exc:
+            if exc.status == 404:
+                return set()
+            raise api_error(exc, f"GET {path}") from None
+        return {str(r.get("name")) for r in (body or {}).get("resources") or [] if "/" not in str(r.get("name"))}
 
     async def create(self, res: Resource, namespace: str, obj: dict[str, Any]) -> bool:
         """True if created, False if it was already there (409)."""

@@ -23,6 +23,11 @@ REQUIRED_RULES: list[dict[str, Any]] = [
     {"apiGroups": [""], "resources": ["configmaps", "services"], "verbs": ["get", "create", "delete"]},
     {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
     {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
+    # Training backends: Kubeflow Trainer v2 TrainJob, training-operator v1 PyTorchJob (both
+    # watched, whichever the cluster serves); the `job` backend uses a batch Job and a headless
+    # Service (above).
+    {"apiGroups": ["trainer.kubeflow.org"], "resources": ["trainjobs"],
+     "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
     {"apiGroups": ["kubeflow.org"], "resources": ["pytorchjobs"],
      "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
     # The optional sampler NetworkPolicy (O1PRUNER_SAMPLER_NETWORK_POLICY).
@@ -40,6 +45,19 @@ KOPF_ONLY: set[tuple[str, str, str]] = {
     ("events.k8s.io", "events", "create"),
     ("o1pruner.dev", "pruningjobs/status", "get"),
 }
+
+
+#: Resources only one training backend uses; the others' runs leave these rules unused.
+BACKEND_ONLY: dict[str, tuple[str, str]] = {
+    "trainjob": ("trainer.kubeflow.org", "trainjobs"),
+    "pytorchjob": ("kubeflow.org", "pytorchjobs"),
+}
+
+
+def other_backends(backend: str) -> set[tuple[str, str, str]]:
+    """Granted (group, resource, verb) that only training backends other than ``backend`` use."""
+    return {(g, r, v) for g, r, v in expand()
+            if any((g, r) == gr for name, gr in BACKEND_ONLY.items() if name != backend)}
 
 
 def covers(group: str, resource: str, verb: str, rules: list[dict[str, Any]] | None = None) -> bool:

@@ -17,7 +17,7 @@ from typing import Any, Callable
 from o1pruner.spec import SamplerSpec, SpecError, TrainerResources, parse_spec
 
 from o1pruner_operator import metrics
-from o1pruner_operator.backends import TrainingBackend
+from o1pruner_operator.backends import BackendMissing, Backends, TrainingBackend, chosen_backend
 from o1pruner_operator.kube import (
     CONFIGMAPS, DEPLOYMENTS, JOBS, NETWORKPOLICIES, PODS, PRUNINGJOBS, SERVICES, KubeClient,
 )
@@ -135,11 +135,10 @@ class StatusDraft:
 
 
 class Reconciler:
-    def __init__(self, client: KubeClient, config: OperatorConfig, backend: TrainingBackend,
-                 events: EventSink):
+    def __init__(self, client: KubeClient, config: OperatorConfig, backends: Backends, events: EventSink):
         self.client = client
         self.config = config
-        self.backend = backend
+        self.backends = backends  # per job: spec.training.backend, else the operator's default
         self.events = events
 
     # ----------------------------------------------------------------------------------------
@@ -192,11 +191,12 @@ class Reconciler:
             job = await self.client.get(JOBS, ns, job_name)
             if job is not None and job_state(job)[0] == "Running" and not (job.get("spec") or {}).get("suspend"):
                 await self.client.patch(JOBS, ns, job_name, {"spec": {"suspend": True}})
-        train = await self.client.get(self.backend.resource, ns, names.train)
-        if train is not None and self.backend.state(train).state not in ("Succeeded", "Failed"):
-            patch = self.backend.suspend_patch(train, True)
+        backend = self.backends.get(chosen_backend({**body, "status": draft.new}))
+        train = await self.client.get(backend.resource, ns, names.train)
+        if train is not None and backend.state(train).state not in ("Succeeded", "Failed"):
+            patch = backend.suspend_patch(train, True)
             if patch:
-                await self.client.patch(self.backend.resource, ns, names.train, patch)
+                await self.client.patch(backend.resource, ns, names.train, patch)
 
     # ----------------------------------------------------------------------------------------
     async def _step(self, body: dict[str, Any], draft: StatusDraft) -> None:
@@ -217,6 +217,7 @@ class Reconciler:
             raise Failure("SpecChanged", "spec changed mid-run; only spec.suspend may change "
                                          "(the CRD rejects such edits; create a new PruningJob)")
         draft.new["specHash"] = digest
+        backend = await self._backend(spec, draft)
         draft.new.setdefault("startTime", draft.now)
         draft.new.setdefault("children", {})
         draft.new["artifacts"] = {**artifacts(ctx.storage_uri), **(draft.new.get("artifacts") or {})}
@@ -236,16 +237,33 @@ class Reconciler:
         if draft.phase == "Pending":
             draft.transition("Sampling", "spec accepted; starting the reference sampler")
         if draft.phase == "Sampling":
-            await self._sampling(ctx, draft, suspended)
+            await self._sampling(ctx, draft, suspended, backend)
         elif draft.phase == "Training":
-            await self._training(ctx, draft, suspended)
+            await self._training(ctx, draft, suspended, backend)
         elif draft.phase == "Evaluating":
             await self._evaluating(ctx, draft, suspended)
         if draft.phase not in TERMINAL:
             draft.condition("Ready", False, draft.phase, f"in phase {draft.phase}")
 
     # ----------------------------------------------------------------------------------------
-    async def _sampling(self, ctx: JobContext, draft: StatusDraft, suspended: bool) -> None:
+    async def _backend(self, spec: Any, draft: StatusDraft) -> TrainingBackend:
+        """The job's training backend; fails the job when the cluster does not serve its API
+        (checked before sampling starts, so no GPU time is spent on a job that cannot train)."""
+        requested = spec.training.backend or draft.new.get("trainingBackend")
+        if draft.phase in ("Evaluating", *TERMINAL):
+            return self.backends.get(requested)
+        origin = "spec.training.backend" if spec.training.backend else "status.trainingBackend"
+        try:
+            backend = await self.backends.for_job(requested, origin)
+        except BackendMissing as exc:
+            raise Failure(BackendMissing.reason, str(exc)) from None
+        except ValueError as exc:  # an unknown operator default
+            raise Failure("InvalidSpec", f"spec.training.backend: {exc}") from None
+        draft.new["trainingBackend"] = backend.name
+        return backend
+
+    async def _sampling(self, ctx: JobContext, draft: StatusDraft, suspended: bool,
+                        backend: TrainingBackend) -> None:
         ready = await self._sampler(ctx, draft, "reference", suspended)
         if not ready and not await self._exists(JOBS, ctx, ctx.names.sample_job):
             return
@@ -262,22 +280,27 @@ class Reconciler:
             await self._scale(ctx.namespace, ctx.names.sampler("reference"), 0)
             draft.condition("SamplersReady", False, "ScaledDown", "reference sampler scaled to zero for training")
             draft.transition("Training", "reference sampling complete")
-            await self._training(ctx, draft, suspended)
+            await self._training(ctx, draft, suspended, backend)
 
-    async def _training(self, ctx: JobContext, draft: StatusDraft, suspended: bool) -> None:
+    async def _training(self, ctx: JobContext, draft: StatusDraft, suspended: bool,
+                        backend: TrainingBackend) -> None:
         await self._scale(ctx.namespace, ctx.names.sampler("reference"), 0)
-        res = self.backend.resource
+        res = backend.resource
         obj = await self.client.get(res, ctx.namespace, ctx.names.train)
         if obj is None:
-            manifest = self.backend.manifest(ctx, suspend=suspended)
+            for extra_res, extra in backend.extras(ctx):
+                await self._ensure(extra_res, extra, draft)
+            manifest = backend.manifest(ctx, suspend=suspended)
             await self.client.create(res, ctx.namespace, manifest)
             draft.new["children"]["training"] = f"{res.kind}/{ctx.names.train}"
             draft.events.append(("Normal", "Created", f"{res.kind} {ctx.names.train}"))
             return
-        patch = self.backend.suspend_patch(obj, suspended)
+        patch = backend.suspend_patch(obj, suspended)
         if patch:
             await self.client.patch(res, ctx.namespace, ctx.names.train, patch)
-        st = self.backend.state(obj)
+        st = backend.state(obj)
+        if st.progress:
+            draft.new["training"] = st.progress
         if st.state == "Failed":
             raise Failure("TrainingFailed", f"{res.kind} {ctx.names.train}: {st.reason}: {st.message}")
         if st.state == "Succeeded":

@@ -60,7 +60,10 @@ class OperatorConfig:
     train_backoff_limit: int = 3
     crashloop_restarts: int = 3
     startup_probe_seconds: int = 3600
-    training_backend: str = "pytorchjob"
+    #: Backend of jobs that set no spec.training.backend: trainjob | pytorchjob | job.
+    training_backend: str = "trainjob"
+    #: ClusterTrainingRuntime the TrainJob backend references.
+    trainjob_runtime: str = "torch-distributed"
     #: Defaults for PruningJobs that keep the spec model's built-in image / no Pushgateway.
     sampler_image: str = ""
     trainer_image: str = ""
@@ -92,7 +95,8 @@ class OperatorConfig:
             train_backoff_limit=_int(env, "O1PRUNER_TRAIN_BACKOFF_LIMIT", 3),
             crashloop_restarts=_int(env, "O1PRUNER_CRASHLOOP_RESTARTS", 3),
             startup_probe_seconds=_int(env, "O1PRUNER_STARTUP_PROBE_SECONDS", 3600),
-            training_backend=env.get("O1PRUNER_TRAINING_BACKEND", "pytorchjob").lower(),
+            training_backend=env.get("O1PRUNER_TRAINING_BACKEND", "trainjob").strip().lower(),
+            trainjob_runtime=env.get("O1PRUNER_TRAINJOB_RUNTIME", "torch-distributed").strip(),
             sampler_image=env.get("O1PRUNER_SAMPLER_IMAGE", "").strip(),
             trainer_image=env.get("O1PRUNER_TRAINER_IMAGE", "").strip(),
             pushgateway_url=env.get("O1PRUNER_PUSHGATEWAY_URL", "").strip(),

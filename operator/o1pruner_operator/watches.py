@@ -9,8 +9,8 @@ written on an event, so a burst of child events costs one reconcile pass, and no
 An event that repeats an object's last seen state (a watch re-established after a 410 Gone
 re-lists every object; kmock's emulator replays them on every reconnect) wakes nobody.
 
-Watched: Jobs (sampling, evaluation), Deployments (samplers), the training backend's kind
-(``backend.resource``: PyTorchJob today), and pods only when they show a failure (the reconciler
+Watched: Jobs (sampling, evaluation, the ``job`` training backend), Deployments (samplers), the
+training backends' kinds (TrainJob and PyTorchJob: a job may pick either), and pods only when they show a failure (the reconciler
 reads failed and crash-looping pods; a healthy pod's churn does not wake it). A kind whose CRD
 is not installed (no kubeflow.org) is reported by kopf as unresolved and watched once it is.
 """
@@ -32,9 +32,9 @@ CHILD_KINDS: tuple[Resource, ...] = (JOBS, DEPLOYMENTS)
 _BAD_WAITING = {"CrashLoopBackOff", "InvalidImageName", "ErrImageNeverPull", "ErrImagePull", "ImagePullBackOff"}
 
 
-def watched_kinds(training: Resource) -> tuple[Resource, ...]:
-    """The children watched whole: Jobs, Deployments and the training backend's kind."""
-    return tuple(dict.fromkeys((*CHILD_KINDS, training)))
+def watched_kinds(*training: Resource) -> tuple[Resource, ...]:
+    """The children watched whole: Jobs, Deployments and the training backends' kinds."""
+    return tuple(dict.fromkeys((*CHILD_KINDS, *training)))
 
 
 def pod_failing(status: dict[str, Any] | None) -> bool:

@@ -306,6 +306,7 @@ def test_operator_reads_the_rendered_environment(rendered):
         assert cfg.clusterwide == (name == "default")
         assert not cfg.peering  # standalone: one replica, Recreate, no peering RBAC
         assert cfg.log_level == "INFO" and cfg.log_format == "json"
+        assert (cfg.training_backend, cfg.trainjob_runtime) == ("trainjob", "torch-distributed")  # chart default
 
 
 def test_pod_monitors_select_the_operators_pods(rendered):

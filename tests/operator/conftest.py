@@ -36,6 +36,7 @@ RESOURCES: dict[str, dict[str, Any]] = {
     "apps/v1/deployments": dict(kind="Deployment", namespaced=True),
     "batch/v1/jobs": dict(kind="Job", namespaced=True),
     "kubeflow.org/v1/pytorchjobs": dict(kind="PyTorchJob", namespaced=True),
+    "trainer.kubeflow.org/v1alpha1/trainjobs": dict(kind="TrainJob", namespaced=True),
     "networking.k8s.io/v1/networkpolicies": dict(kind="NetworkPolicy", namespaced=True),
     "o1pruner.dev/v1alpha1/pruningjobs": dict(kind="PruningJob", namespaced=True, subresources={"status"}),
 }
@@ -49,6 +50,7 @@ PATHS = {
     "pods": "/api/v1/namespaces/{ns}/pods",
     "jobs": "/apis/batch/v1/namespaces/{ns}/jobs",
     "pytorchjobs": "/apis/kubeflow.org/v1/namespaces/{ns}/pytorchjobs",
+    "trainjobs": "/apis/trainer.kubeflow.org/v1alpha1/namespaces/{ns}/trainjobs",
     "networkpolicies": "/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies",
 }
 RES_KEYS = {
@@ -59,6 +61,7 @@ RES_KEYS = {
     "pods": "v1/pods",
     "jobs": "batch/v1/jobs",
     "pytorchjobs": "kubeflow.org/v1/pytorchjobs",
+    "trainjobs": "trainer.kubeflow.org/v1alpha1/trainjobs",
     "networkpolicies": "networking.k8s.io/v1/networkpolicies",
     "events": "v1/events",
 }
@@ -88,8 +91,15 @@ def example_job(name: str = "marco-o1-pruned", **spec_overrides: Any) -> dict[st
     return job
 
 
+#: The kind each training backend's main object is stored under (the ``kind`` keys above).
+TRAINING_KINDS = {"pytorchjob": "pytorchjobs", "trainjob": "trainjobs", "job": "jobs"}
+
+
 class Cluster:
     """Test-side API: apply objects and play the controllers the emulator does not have."""
+
+    #: The training backend the operator under test uses (the ``training_backend`` fixture).
+    backend = "pytorchjob"
 
     def __init__(self, emu: Emulator, session: aiohttp.ClientSession):
         self.emu = emu
@@ -144,6 +154,53 @@ class Cluster:
         cond = {"type": state, "status": "True", "reason": reason or f"PyTorchJob{state}", "message": message}
         await self.patch("pytorchjobs", name, {"status": {"conditions": [cond]}})
 
+    @property
+    def train_kind(self) -> str:
+        return TRAINING_KINDS[self.backend]
+
+    def train_obj(self, job: str, backend: str | None = None) -> dict[str, Any] | None:
+        """The training backend's main object of PruningJob ``job``."""
+        return self.obj(TRAINING_KINDS[backend or self.backend], f"{job}-train")
+
+    def train_suspended(self, job: str, backend: str | None = None) -> bool:
+        backend = backend or self.backend
+        spec = (self.train_obj(job, backend) or {}).get("spec") or {}
+        return bool((spec.get("runPolicy") or {}).get("suspend") if backend == "pytorchjob" else spec.get("suspend"))
+
+    async def training(self, job: str, state: str, reason: str = "", message: str = "",
+                       backend: str | None = None) -> None:
+        """Play the training controller of ``backend`` (default: the operator's): ``state`` is
+        Running, Restarting (a node was preempted and is coming back), Succeeded or Failed."""
+        name = f"{job}-train"
+        backend = backend or self.backend
+        if backend == "pytorchjob":
+            await self.pytorchjob(name, state, reason, message)
+            return
+        if backend == "trainjob":
+            counts = {"Running": (2, 2, 0), "Restarting": (1, 0, 1), "Succeeded": (0, 0, 0), "Failed": (0, 0, 1)}
+            active, ready, failed = counts[state]
+            status: dict[str, Any] = {"jobsStatus": [{"name": "node", "active": active, "ready": ready,
+                                                      "succeeded": 1 if state == "Succeeded" else 0,
+                                                      "failed": failed, "suspended": 0}]}
+            cond = {"Succeeded": "Complete", "Failed": "Failed"}.get(state)
+            if cond:
+                status["conditions"] = [{"type": cond, "status": "True", "reason": reason or f"Jobs{cond}",
+                                         "message": message}]
+            if state == "Running":
+                status["trainerStatus"] = {"progressPercentage": 40, "estimatedRemainingSeconds": 900,
+                                           "lastUpdatedTime": "2026-11-30T10:00:00Z"}
+            await self.patch("trainjobs", name, {"status": status})
+            return
+        # job backend: the Job controller's view of an Indexed Job
+        nodes = int(((self.train_obj(job, backend) or {}).get("spec") or {}).get("completions") or 1)
+        if state in ("Succeeded", "Failed"):
+            await self.job_done(name, failed=state == "Failed", **({"reason": reason} if reason else {}),
+                                **({"message": message} if message else {}))
+        else:
+            active = nodes if state == "Running" else max(nodes - 1, 0)
+            await self.patch("jobs", name, {"status": {"active": active, "ready": active,
+                                                       "failed": 1 if state == "Restarting" else 0}})
+
     async def pod(self, name: str, labels: dict[str, str], status: dict[str, Any]) -> None:
         await self.create("pods", {"apiVersion": "v1", "kind": "Pod",
                                    "metadata": {"name": name, "namespace": NS, "labels": labels},
@@ -176,9 +233,17 @@ async def cluster(kmock: Emulator) -> AsyncIterator[Cluster]:
 
 
 @pytest.fixture()
-def operator_config(cluster: Cluster) -> OperatorConfig:
+def training_backend() -> str:
+    """The operator's default training backend; tests parametrize it over all three."""
+    return "pytorchjob"
+
+
+@pytest.fixture()
+def operator_config(cluster: Cluster, training_backend: str) -> OperatorConfig:
+    cluster.backend = training_backend
     return OperatorConfig(kube_server=cluster.url, resync_seconds=0.1, metrics_port=0,
-                          liveness_endpoint="", log_format="plain", crashloop_restarts=3)
+                          liveness_endpoint="", log_format="plain", crashloop_restarts=3,
+                          training_backend=training_backend)
 
 
 @pytest.fixture()
@@ -186,9 +251,10 @@ def run_operator(operator_config: OperatorConfig) -> Callable[[], contextlib.Abs
     """``async with run_operator():`` the real kopf operator, in this event loop."""
 
     @contextlib.asynccontextmanager
-    async def _run(liveness_endpoint: str | None = None) -> AsyncIterator[kopf.OperatorRegistry]:
+    async def _run(liveness_endpoint: str | None = None,
+                   config: OperatorConfig | None = None) -> AsyncIterator[kopf.OperatorRegistry]:
         metrics.reset()
-        registry = build_registry(operator_config)
+        registry = build_registry(config or operator_config)
         stop, ready = asyncio.Event(), asyncio.Event()
         task = asyncio.create_task(kopf.operator(
             registry=registry, clusterwide=True, standalone=True, stop_flag=stop, ready_flag=ready,

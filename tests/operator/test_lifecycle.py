@@ -9,12 +9,17 @@ import subprocess
 import sys
 
 import aiohttp
+import pytest
 from prometheus_client import generate_latest
 
 from o1pruner_operator import metrics
 
 NS = "research"
 NAME = "marco-o1-pruned"
+#: Tests of the training phase run once per training backend (the operator's default backend).
+all_backends = pytest.mark.parametrize("training_backend", ["trainjob", "pytorchjob", "job"])
+#: The Trained condition's reason while each backend's object runs.
+RUNNING_REASON = {"pytorchjob": "PyTorchJobRunning", "trainjob": "TrainJobRunning", "job": "JobRunning"}
 
 RESULTS = {
     "datasets": {
@@ -42,9 +47,10 @@ async def drive_to_training(cluster, wait, name=NAME):
     await cluster.deployment_ready(f"{name}-sampler-reference")
     await wait(lambda: cluster.obj("jobs", f"{name}-sample"), what="sampling job")
     await cluster.job_done(f"{name}-sample")
-    await wait(lambda: cluster.obj("pytorchjobs", f"{name}-train"), what="PyTorchJob")
+    await wait(lambda: cluster.train_obj(name), what=f"the {cluster.backend} training object")
 
 
+@all_backends
 async def test_full_lifecycle(cluster, run_operator, wait, make_job):
     async with run_operator():
         await cluster.create("pruningjobs", make_job(NAME))
@@ -73,15 +79,31 @@ async def test_full_lifecycle(cluster, run_operator, wait, make_job):
         cm = cluster.obj("configmaps", f"{NAME}-config")
         assert "job.yaml" in cm["data"] and "deepspeed.json" in cm["data"]
 
-        # Training: sampler scaled to zero, PyTorchJob running.
+        # Training: sampler scaled to zero, the training object running.
         await wait(lambda: phase(cluster) == "Training", what="Training")
         assert cluster.obj("deployments", f"{NAME}-sampler-reference")["spec"]["replicas"] == 0
         assert condition(cluster, "ReferenceSampled")["status"] == "True"
-        ptj = cluster.obj("pytorchjobs", f"{NAME}-train")
-        assert ptj["spec"]["nprocPerNode"] == "8"
-        assert ptj["spec"]["pytorchReplicaSpecs"]["Master"]["replicas"] == 1
-        await cluster.pytorchjob(f"{NAME}-train", "Running")
-        await cluster.pytorchjob(f"{NAME}-train", "Succeeded")
+        train = cluster.train_obj(NAME)
+        if cluster.backend == "pytorchjob":
+            assert train["spec"]["nprocPerNode"] == "8"
+            assert train["spec"]["pytorchReplicaSpecs"]["Master"]["replicas"] == 1
+        elif cluster.backend == "trainjob":
+            assert train["spec"]["trainer"]["numNodes"] == 1 and train["spec"]["trainer"]["numProcPerNode"] == 8
+            assert train["spec"]["runtimeRef"]["name"] == "torch-distributed"
+        else:
+            assert train["spec"]["completionMode"] == "Indexed" and train["spec"]["completions"] == 1
+            svc = cluster.obj("services", f"{NAME}-train")
+            assert svc["spec"]["clusterIP"] == "None"
+            assert svc["metadata"]["ownerReferences"][0]["name"] == NAME
+        assert cluster.obj("pruningjobs", NAME)["status"]["trainingBackend"] == cluster.backend
+        await cluster.training(NAME, "Running")
+        await wait(lambda: (condition(cluster, "Trained") or {}).get("reason") == RUNNING_REASON[cluster.backend],
+                   what="Trained=False while running")
+        if cluster.backend == "trainjob":  # the Trainer's progress (status.trainerStatus) is surfaced
+            await wait(lambda: cluster.obj("pruningjobs", NAME)["status"].get("training"), what="progress")
+            assert cluster.obj("pruningjobs", NAME)["status"]["training"]["progressPercentage"] == 40
+            assert "40% done" in condition(cluster, "Trained")["message"]
+        await cluster.training(NAME, "Succeeded")
 
         # Evaluating: a sampler for the pruned checkpoint (fetched from S3), then the eval Job.
         await wait(lambda: cluster.obj("deployments", f"{NAME}-sampler-pruned"), what="pruned sampler")
@@ -117,7 +139,7 @@ async def test_full_lifecycle(cluster, run_operator, wait, make_job):
         uid = cluster.obj("pruningjobs", NAME)["metadata"]["uid"]
         for kind, child in [("deployments", f"{NAME}-sampler-reference"), ("services", f"{NAME}-sampler-pruned"),
                             ("jobs", f"{NAME}-sample"), ("jobs", f"{NAME}-evaluate"),
-                            ("pytorchjobs", f"{NAME}-train"), ("configmaps", f"{NAME}-config")]:
+                            (cluster.train_kind, f"{NAME}-train"), ("configmaps", f"{NAME}-config")]:
             meta = cluster.obj(kind, child)["metadata"]
             assert meta["ownerReferences"][0]["uid"] == uid and meta["ownerReferences"][0]["controller"]
             assert meta["labels"]["app.kubernetes.io/instance"] == NAME
@@ -139,6 +161,7 @@ async def test_full_lifecycle(cluster, run_operator, wait, make_job):
                             "Trained", "Evaluated", "Ready"} <= reasons(), what=f"events, got {reasons()}")
 
 
+@all_backends
 async def test_operator_restart_during_training_creates_no_duplicates(cluster, run_operator, wait, make_job):
     async with run_operator():
         await cluster.create("pruningjobs", make_job(NAME))
@@ -146,20 +169,22 @@ async def test_operator_restart_during_training_creates_no_duplicates(cluster, r
         await wait(lambda: phase(cluster) == "Training", what="Training")
     seen = len(list(cluster.emu))
     async with run_operator():
-        await cluster.pytorchjob(f"{NAME}-train", "Running")
+        await cluster.training(NAME, "Running")
         # The new operator reconciles (re-reads children, writes the Trained condition) ...
-        await wait(lambda: (condition(cluster, "Trained") or {}).get("reason") == "PyTorchJobRunning",
-                   what="the restarted operator to observe the PyTorchJob")
+        await wait(lambda: (condition(cluster, "Trained") or {}).get("reason") == RUNNING_REASON[cluster.backend],
+                   what="the restarted operator to observe the training object")
         creates = [r for r in list(cluster.emu)[seen:] if r.method == "POST" and "events" not in r.url.path]
         # ... and creates nothing: every child is found under its deterministic name.
         assert creates == []
-        for kind in ("pytorchjobs", "deployments", "jobs", "configmaps"):
+        for kind in ("pytorchjobs", "trainjobs", "deployments", "jobs", "configmaps"):
             assert len(cluster.names(kind)) == len(set(cluster.names(kind)))
-        assert cluster.names("pytorchjobs") == [f"{NAME}-train"]
-        assert cluster.names("jobs") == [f"{NAME}-sample"]
+        train_jobs = [f"{NAME}-train"] if cluster.backend == "job" else []
+        assert cluster.names("jobs") == sorted([f"{NAME}-sample", *train_jobs])
+        assert f"{NAME}-train" in cluster.names(cluster.train_kind)
         assert phase(cluster) == "Training"
 
 
+@all_backends
 async def test_delete_mid_run_removes_children(cluster, run_operator, wait, make_job):
     async with run_operator():
         await cluster.create("pruningjobs", make_job(NAME))
@@ -168,20 +193,25 @@ async def test_delete_mid_run_removes_children(cluster, run_operator, wait, make
         assert "o1pruner.dev/finalizer" in job["metadata"]["finalizers"]
         await cluster.delete("pruningjobs", NAME)
         await wait(lambda: cluster.obj("pruningjobs", NAME) is None, what="finalizer released")
-        for kind in ("deployments", "services", "jobs", "pytorchjobs", "configmaps"):
+        for kind in ("deployments", "services", "jobs", "pytorchjobs", "trainjobs", "configmaps"):
             assert cluster.names(kind) == [], kind
 
 
-async def test_failed_pytorchjob_fails_the_job(cluster, run_operator, wait, make_job):
+@all_backends
+async def test_failed_training_fails_the_job(cluster, run_operator, wait, make_job):
+    reason, message = {
+        "pytorchjob": ("PyTorchJobFailed", "PyTorchJob marco-o1-pruned-train is failed because 1 Master replica(s) failed."),
+        "trainjob": ("JobsFailed", "JobSet marco-o1-pruned-train failed: replicated job node reached its failure limit"),
+        "job": ("BackoffLimitExceeded", "Job has reached the specified backoff limit"),
+    }[cluster.backend]
     async with run_operator():
         await cluster.create("pruningjobs", make_job(NAME))
         await drive_to_training(cluster, wait)
-        await cluster.pytorchjob(f"{NAME}-train", "Failed", reason="PyTorchJobFailed",
-                                 message="PyTorchJob marco-o1-pruned-train is failed because 1 Master replica(s) failed.")
+        await cluster.training(NAME, "Failed", reason=reason, message=message)
         await wait(lambda: phase(cluster) == "Failed", what="Failed")
         failed = condition(cluster, "Failed")
         assert failed["status"] == "True" and failed["reason"] == "TrainingFailed"
-        assert "1 Master replica(s) failed" in failed["message"]
+        assert reason in failed["message"] and message in failed["message"]
         assert condition(cluster, "Ready")["status"] == "False"
         assert "TrainingFailed" in cluster.obj("pruningjobs", NAME)["status"]["message"]
 
@@ -235,17 +265,18 @@ async def test_sampling_job_backoff_exhausted_fails_the_job(cluster, run_operato
         assert "StorageError: attempt 2: SlowDown on reference/samples.jsonl" in failed["message"]
 
 
+@all_backends
 async def test_suspend_pauses_and_resume_continues(cluster, run_operator, wait, make_job):
     async with run_operator():
         await cluster.create("pruningjobs", make_job(NAME))
         await drive_to_training(cluster, wait)
         await cluster.patch("pruningjobs", NAME, {"spec": {"suspend": True}, "metadata": {"generation": 2}})
-        ptj = lambda: cluster.obj("pytorchjobs", f"{NAME}-train")["spec"]["runPolicy"]["suspend"]  # noqa: E731
-        await wait(ptj, what="PyTorchJob suspended")
+        ptj = lambda: cluster.train_suspended(NAME)  # noqa: E731
+        await wait(ptj, what="training suspended")
         await wait(lambda: (condition(cluster, "Suspended") or {}).get("status") == "True", what="Suspended")
         assert phase(cluster) == "Training"
         await cluster.patch("pruningjobs", NAME, {"spec": {"suspend": False}, "metadata": {"generation": 3}})
-        await wait(lambda: not ptj(), what="PyTorchJob resumed")
+        await wait(lambda: not ptj(), what="training resumed")
         await wait(lambda: (condition(cluster, "Suspended") or {}).get("status") == "False", what="resumed")
 
 
@@ -283,6 +314,7 @@ def test_operator_never_imports_torch():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+@all_backends
 async def test_failure_mid_training_stops_the_training_job(cluster, run_operator, wait, make_job):
     async with run_operator():
         await cluster.create("pruningjobs", make_job(NAME))
@@ -290,4 +322,4 @@ async def test_failure_mid_training_stops_the_training_job(cluster, run_operator
         await cluster.patch("pruningjobs", NAME, {"spec": {"model": {"servedName": "other"}},
                                                   "metadata": {"generation": 2}})
         await wait(lambda: phase(cluster) == "Failed", what="Failed")
-        assert cluster.obj("pytorchjobs", f"{NAME}-train")["spec"]["runPolicy"]["suspend"] is True
+        assert cluster.train_suspended(NAME) is True

@@ -36,7 +36,9 @@ def api_calls(emu) -> set[tuple[str, str, str]]:
     return calls
 
 
-async def test_required_rules_cover_exactly_what_the_operator_does(cluster, run_operator, wait, make_job):
+@pytest.mark.parametrize("training_backend", ["trainjob", "pytorchjob", "job"])
+async def test_required_rules_cover_exactly_what_the_operator_does(cluster, run_operator, wait, make_job,
+                                                                   training_backend):
     phase = lambda: ((cluster.obj("pruningjobs", NAME) or {}).get("status") or {}).get("phase")  # noqa: E731
     async with run_operator():
         await cluster.create("pruningjobs", make_job(NAME))
@@ -48,11 +50,12 @@ async def test_required_rules_cover_exactly_what_the_operator_does(cluster, run_
         await cluster.patch("pruningjobs", NAME, {"spec": {"suspend": False}})
         await wait(lambda: not cluster.obj("jobs", f"{NAME}-sample")["spec"]["suspend"])
         await cluster.job_done(f"{NAME}-sample")
-        await wait(lambda: cluster.obj("pytorchjobs", f"{NAME}-train"))
+        await wait(lambda: cluster.train_obj(NAME))
         await cluster.patch("pruningjobs", NAME, {"spec": {"suspend": True}})
-        await wait(lambda: cluster.obj("pytorchjobs", f"{NAME}-train")["spec"]["runPolicy"]["suspend"])
+        await wait(lambda: cluster.train_suspended(NAME))
         await cluster.patch("pruningjobs", NAME, {"spec": {"suspend": False}})
-        await cluster.pytorchjob(f"{NAME}-train", "Succeeded")
+        await wait(lambda: not cluster.train_suspended(NAME))
+        await cluster.training(NAME, "Succeeded")
         await wait(lambda: cluster.obj("deployments", f"{NAME}-sampler-pruned"))
         await cluster.deployment_ready(f"{NAME}-sampler-pruned")
         await wait(lambda: cluster.obj("jobs", f"{NAME}-evaluate"))
@@ -66,9 +69,13 @@ async def test_required_rules_cover_exactly_what_the_operator_does(cluster, run_
 
     calls = api_calls(cluster.emu)
     assert ("o1pruner.dev", "pruningjobs/status", "patch") in calls
-    assert ("kubeflow.org", "pytorchjobs", "create") in calls
     assert ("networking.k8s.io", "networkpolicies", "delete") in calls
+    if training_backend in rbac.BACKEND_ONLY:
+        group, plural = rbac.BACKEND_ONLY[training_backend]
+        assert {(group, plural, verb) for verb in ("get", "create", "patch", "delete")} <= calls
+    else:  # the Indexed Job and its headless Service
+        assert {("batch", "jobs", "create"), ("", "services", "create"), ("", "services", "delete")} <= calls
     missing = {c for c in calls if not rbac.covers(*c)}
     assert not missing, f"API calls not granted by REQUIRED_RULES: {sorted(missing)}"
-    unused = rbac.expand() - calls - rbac.KOPF_ONLY
+    unused = rbac.expand() - calls - rbac.KOPF_ONLY - rbac.other_backends(training_backend)
     assert not unused, f"REQUIRED_RULES grants more than the operator uses: {sorted(unused)}"

@@ -45,6 +45,7 @@ RESOURCES: dict[str, dict[str, Any]] = {
     "apps/v1/deployments": dict(kind="Deployment", namespaced=True),
     "batch/v1/jobs": dict(kind="Job", namespaced=True),
     "kubeflow.org/v1/pytorchjobs": dict(kind="PyTorchJob", namespaced=True),
+    "trainer.kubeflow.org/v1alpha1/trainjobs": dict(kind="TrainJob", namespaced=True),
     "networking.k8s.io/v1/networkpolicies": dict(kind="NetworkPolicy", namespaced=True),
     "o1pruner.dev/v1alpha1/pruningjobs": dict(kind="PruningJob", namespaced=True, subresources={"status"}),
 }
@@ -235,7 +236,7 @@ def install(emu: Emulator) -> Cluster:
 
 def operator_config(cluster: Cluster, **kw: Any) -> OperatorConfig:
     base = dict(kube_server=cluster.url, resync_seconds=0.1, metrics_port=0, liveness_endpoint="",
-                log_format="plain", crashloop_restarts=3)
+                log_format="plain", crashloop_restarts=3, training_backend="pytorchjob")
     return OperatorConfig(**(base | kw))
 
 

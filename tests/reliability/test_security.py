@@ -225,7 +225,8 @@ async def test_rbac_is_least_privilege(cluster):
     uncovered = sorted(u for u in used if not rbac.covers(*u))
     assert not uncovered, f"requests outside the operator's RBAC: {uncovered}"
     granted = rbac.expand()
-    unused = sorted(g for g in granted - used if g not in rbac.KOPF_ONLY)
+    # this run trains on PyTorchJobs; tests/operator/test_rbac.py covers every backend
+    unused = sorted(g for g in granted - used - rbac.other_backends("pytorchjob") if g not in rbac.KOPF_ONLY)
     assert not unused, f"permissions granted but never used: {unused}"
     assert rbac.expand(_chart_rules()) == granted, "the chart's ClusterRole differs from rbac.REQUIRED_RULES"
     for group, resource, verb in granted:

@@ -223,11 +223,27 @@ STATUS_SCHEMA: dict[str, Any] = {
             },
         },
         "results": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+        "trainingBackend": {"type": "string", "enum": ["trainjob", "pytorchjob", "job"],
+                            "description": "The backend that runs (or will run) the fine-tune."},
+        "training": {
+            "type": "object",
+            "description": "Training progress as the backend reports it (Kubeflow Trainer v2 TrainJob "
+                           "status.trainerStatus, feature gate TrainJobStatus).",
+            "properties": {
+                "progressPercentage": {"type": "integer", "minimum": 0, "maximum": 100},
+                "estimatedRemainingSeconds": {"type": "integer", "minimum": 0},
+                "lastUpdatedTime": {"type": "string", "format": "date-time"},
+                "metrics": {"type": "object", "additionalProperties": {"type": "string"}},
+            },
+        },
     },
 }
 
 PRINTER_COLUMNS = [
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+    {"name": "Train %", "type": "integer", "jsonPath": ".status.training.progressPercentage",
+     "description": "Training progress the backend reports (TrainJob trainerStatus)."},
+    {"name": "Backend", "type": "string", "jsonPath": ".status.trainingBackend", "priority": 1},
     {"name": "Base Acc", "type": "number", "jsonPath": ".status.summary.baseAccuracy"},
     {"name": "Pruned Acc", "type": "number", "jsonPath": ".status.summary.prunedAccuracy"},
     {"name": "Len Red", "type": "number", "jsonPath": ".status.summary.lengthReduction",

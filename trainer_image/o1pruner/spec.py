@@ -400,7 +400,8 @@ class DeepSpeedSpec(_Model):
 
 
 class TrainerResources(_Model):
-    """The Kubeflow PyTorchJob: 1 Master + ``workers`` Workers, ``nprocPerNode`` each."""
+    """The training nodes: 1 + ``workers`` nodes (PyTorchJob: 1 Master + ``workers`` Workers;
+    TrainJob: ``numNodes``; Job: completions), ``nprocPerNode`` processes each."""
 
     image: str = "ghcr.io/o1-pruner/trainer:latest"
     workers: int = Field(default=0, ge=0, le=256)
@@ -445,6 +446,12 @@ class TrainingSpec(_Model):
     seed: int = Field(default=42, ge=0)
     deepspeed: DeepSpeedSpec = Field(default_factory=DeepSpeedSpec)
     trainer: TrainerResources = Field(default_factory=TrainerResources)
+    backend: Literal["trainjob", "pytorchjob", "job"] | None = Field(
+        default=None,
+        description="What runs the fine-tune in a cluster: a Kubeflow Trainer v2 TrainJob, a Kubeflow "
+                    "training-operator v1 PyTorchJob, or a plain Indexed Job + headless Service running "
+                    "torchrun. Unset: the operator's default (Helm value training.defaultBackend).",
+    )
 
     @model_validator(mode="after")
     def _batch_divides(self) -> TrainingSpec:

@@ -8,36 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from o1pruner_operator.manifests.common import (
-    DEEPSPEED_FILE, JOB_FILE, JobContext, common_env, config_mount, config_volume,
-    container_security_context, metrics_ports, metadata, placement, pod_spec_base, scratch_mounts, scratch_volumes,
-    shm_mount, shm_volume,
-)
+from o1pruner_operator.manifests.common import JobContext, metadata
+from o1pruner_operator.manifests.trainer import trainer_pod
 
 CONTAINER_NAME = "pytorch"  # the training-operator looks for this container name
 
 
 def _replica(ctx: JobContext, replicas: int, role: str) -> dict[str, Any]:
-    trainer = ctx.spec.training.trainer
-    env = common_env(ctx)
-    if ctx.spec.training.deepspeed.enabled:
-        env.append({"name": "O1PRUNER_DEEPSPEED_CONFIG", "value": DEEPSPEED_FILE})
-    pod = pod_spec_base(ctx)
-    pod.update({
-        "containers": [{
-            "name": CONTAINER_NAME,
-            "image": trainer.image,
-            "command": ["torchrun", "--no-python", "o1pruner", "train", JOB_FILE],
-            "env": env,
-            "resources": trainer.resources.to_wire(),
-            # Global rank 0 (on the Master) publishes the trainer's metrics; Workers serve none.
-            "ports": metrics_ports(ctx) if role == "Master" else [],
-            "volumeMounts": [config_mount(), shm_mount(), *scratch_mounts()],
-            "securityContext": container_security_context(),
-        }],
-        "volumes": [config_volume(ctx), shm_volume(trainer.shm_size), *scratch_volumes()],
-    })
-    placement(pod, trainer.placement)
+    pod = trainer_pod(ctx, CONTAINER_NAME, serves_metrics=role == "Master")
     labels = metadata(ctx, ctx.names.train, f"train-{role.lower()}")["labels"]
     return {
         "replicas": replicas,
