@@ -1,5 +1,5 @@
 """Children are watched, not polled: with an hour-long resync every transition still happens at
-once, woken by the child's own event (a Job, a Deployment, the PyTorchJob, a failing pod).
+once, woken by the child's own event (a Job, a Deployment, the training object, a failing pod).
 
 The lifecycle tests of ``test_lifecycle.py`` run here a second time under that configuration
 (imported below, so pytest collects them in this module, with this module's ``operator_config``).
@@ -19,7 +19,7 @@ from o1pruner_operator.settings import OperatorConfig
 from o1pruner_operator.watches import Changes, Wakers, label_selectors, owner, pod_failing, watched_kinds
 
 from .test_lifecycle import (  # noqa: F401  (collected again here, with an hour-long resync)
-    test_failed_pytorchjob_fails_the_job,
+    test_failed_training_fails_the_job,
     test_failure_mid_training_stops_the_training_job,
     test_full_lifecycle,
     test_operator_restart_during_training_creates_no_duplicates,
@@ -69,14 +69,16 @@ async def test_a_child_status_change_moves_the_phase_within_a_second(cluster, ru
     # server streams only labelled objects).
     watches = {(r.resource.plural, r.params.get("labelSelector")) for r in list(cluster.emu)
                if r.resource is not None and r.action is not None and r.action.name == "WATCH"}
-    for plural in ("jobs", "deployments", "pytorchjobs", "pods"):
+    for plural in ("jobs", "deployments", "pytorchjobs", "trainjobs", "pods"):  # every backend's kind
         assert (plural, "o1pruner.dev/job") in watches, watches
 
 
+@pytest.mark.parametrize("training_backend", ["job"])  # the backend for clusters without Kubeflow
 async def test_a_missing_optional_crd_does_not_stop_the_operator(cluster, run_operator, wait, make_job, caplog):
-    """No kubeflow.org installed: kopf reports the PyTorchJob watch as unresolved; the other
-    watches (and the operator) work."""
+    """No Kubeflow installed: kopf reports the PyTorchJob and TrainJob watches as unresolved;
+    the other watches (and the operator) work."""
     del cluster.emu.resources["kubeflow.org/v1/pytorchjobs"]
+    del cluster.emu.resources["trainer.kubeflow.org/v1alpha1/trainjobs"]
     caplog.set_level(logging.WARNING, logger="kopf")
     async with run_operator() as registry:
         await cluster.create("pruningjobs", make_job(NAME))
