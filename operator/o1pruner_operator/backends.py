@@ -59,6 +59,10 @@ class TrainingBackend(Protocol):
         """Every object this backend creates for a job (for deletion)."""
         ...
 
+    def kinds(self) -> list[Resource]:
+        """The kinds the cluster must serve for this backend (discovery)."""
+        ...
+
     def state(self, obj: dict[str, Any]) -> TrainState: ...
 
     def suspend_patch(self, obj: dict[str, Any], suspend: bool) -> dict[str, Any] | None:
@@ -80,6 +84,9 @@ class _Single:
 
     def children(self, names: Names) -> list[tuple[Resource, str]]:
         return [(self.resource, names.train)]
+
+    def kinds(self) -> list[Resource]:
+        return [self.resource]
 
 
 class PyTorchJobBackend(_Single):
@@ -185,6 +192,9 @@ class IndexedJobBackend:
     def children(self, names: Names) -> list[tuple[Resource, str]]:
         return [(JOBS, names.train), (SERVICES, names.train)]
 
+    def kinds(self) -> list[Resource]:
+        return [JOBS, SERVICES]
+
     def state(self, obj: dict[str, Any]) -> TrainState:
         by_type = _true_conditions(obj)
         status = obj.get("status") or {}
@@ -272,13 +282,13 @@ class Backends:
         out = {}
         for name in BACKENDS:
             backend = backend_for(name, trainjob_runtime=self.trainjob_runtime)
-            out[name] = all([await self.served(res) for res, _ in backend.children(Names("x"))])
+            out[name] = all([await self.served(res) for res in backend.kinds()])
         return out
 
     async def for_job(self, requested: str | None, origin: str = "spec.training.backend") -> TrainingBackend:
         """The backend for a job, after checking the cluster serves its API (BackendMissing)."""
         backend = self.get(requested)
-        for res, _ in backend.children(Names("x")):
+        for res in backend.kinds():
             if not await self.served(res):
                 origin = origin if requested else "the operator's default backend (O1PRUNER_TRAINING_BACKEND)"
                 raise BackendMissing(

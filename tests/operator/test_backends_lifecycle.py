@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 
 import pytest
 
@@ -74,10 +75,12 @@ async def test_spec_backend_overrides_the_operator_default(cluster, run_operator
 
 
 @pytest.mark.parametrize("training_backend", ["trainjob"])
-async def test_backend_api_missing_fails_the_job_before_sampling(cluster, run_operator, wait, make_job):
-    """No Kubeflow Trainer in the cluster: the job fails at once with TrainingBackendMissing
-    (no sampler started, no retry loop); a job that asks for the ``job`` backend still runs."""
+async def test_backend_api_missing_fails_the_job_before_sampling(cluster, run_operator, wait, make_job, caplog):
+    """No Kubeflow Trainer in the cluster: the operator says so at start (discovery); the job
+    fails at once with TrainingBackendMissing (no sampler started, no retry loop); a job that
+    asks for the ``job`` backend still runs."""
     del cluster.emu.resources[TRAINJOBS]
+    caplog.set_level(logging.INFO, logger="o1pruner_operator")
     plain = make_job("plain-k8s")
     plain["spec"]["training"]["backend"] = "job"
     async with run_operator():
@@ -97,6 +100,8 @@ async def test_backend_api_missing_fails_the_job_before_sampling(cluster, run_op
         after = sum(1 for r in list(cluster.emu) if r.url.path.startswith("/apis/trainer.kubeflow.org"))
         assert after - before <= 1, f"{after - before} discovery calls in 1 s"
         assert phase(cluster) == "Failed"
+    started = [r.getMessage() for r in caplog.records if "training backends the cluster serves" in r.getMessage()]
+    assert started and "'trainjob': False, 'pytorchjob': True, 'job': True" in started[0], started
 
 
 @pytest.mark.parametrize("training_backend", ["pytorchjob"])

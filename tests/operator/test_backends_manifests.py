@@ -233,3 +233,31 @@ def test_pruningjob_status_shows_backend_and_progress():
     assert status["trainingBackend"]["enum"] == list(BACKENDS)
     spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["training"]["properties"]
     assert spec["backend"]["enum"] == list(BACKENDS) and "default" not in spec["backend"]
+
+
+@pytest.mark.parametrize("pushgateway", [True, False])
+def test_trainjob_carries_every_field_of_the_trainer_pod(pushgateway):
+    """Nothing the other backends put on a training pod is dropped silently: each pod and
+    container field goes to spec.trainer or the runtime patch, or is listed as not expressible
+    in v2.3 (and documented). A new pod field (e.g. priorityClassName) fails here until it is
+    mapped or documented."""
+    from o1pruner_operator.manifests.trainer import trainer_pod
+    from o1pruner_operator.manifests.trainjob import (
+        CONTAINER_PATCH_FIELDS, NOT_EXPRESSIBLE, POD_PATCH_FIELDS, TRAINER_CONTAINER, TRAINER_FIELDS,
+    )
+
+    ctx = make_ctx(workers=1)
+    if not pushgateway:
+        ctx.spec.metrics.pushgateway_url = None
+    pod = trainer_pod(ctx, TRAINER_CONTAINER, serves_metrics=True)
+    (container,) = pod.pop("containers")
+    assert set(pod) <= set(POD_PATCH_FIELDS), f"pod fields a v2.3 runtime patch cannot set: {set(pod) - set(POD_PATCH_FIELDS)}"
+    carried = {"name", *CONTAINER_PATCH_FIELDS, *TRAINER_FIELDS}
+    assert set(container) <= carried | NOT_EXPRESSIBLE, set(container) - carried - NOT_EXPRESSIBLE
+    tj = train_job(ctx)
+    patch_pod = tj["spec"]["runtimePatches"][0]["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"][0][
+        "template"]["spec"]["template"]["spec"]
+    assert {k: patch_pod[k] for k in pod} == pod
+    for src, dst in TRAINER_FIELDS.items():
+        assert tj["spec"]["trainer"][dst] == container[src]
+    ks.trainjob_validator().validate(tj)

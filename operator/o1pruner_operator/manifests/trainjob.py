@@ -31,8 +31,12 @@ TRAINER_CONTAINER = "node"
 PATCH_MANAGER = "o1pruner.dev/operator"
 #: Pod spec fields a runtime patch may set (v2.3.0 ``RuntimePatch``), taken from the trainer pod.
 POD_PATCH_FIELDS = ("securityContext", "serviceAccountName", "nodeSelector", "tolerations", "affinity",
-                    "volumes")
+                    "volumes", "imagePullSecrets", "schedulingGates", "terminationGracePeriodSeconds")
 CONTAINER_PATCH_FIELDS = ("volumeMounts", "securityContext")
+#: Trainer container fields that go to ``spec.trainer`` instead.
+TRAINER_FIELDS = {"image": "image", "command": "command", "env": "env", "resources": "resourcesPerNode"}
+#: Trainer pod/container fields the v2.3 API cannot carry (documented in docs/operator.md).
+NOT_EXPRESSIBLE = {"ports"}
 
 
 def runtime_patch(ctx: JobContext) -> dict[str, Any]:
@@ -53,6 +57,7 @@ def runtime_patch(ctx: JobContext) -> dict[str, Any]:
 def train_job(ctx: JobContext, *, runtime: str = DEFAULT_RUNTIME, suspend: bool = False) -> dict[str, Any]:
     trainer = ctx.spec.training.trainer
     container = trainer_pod(ctx, TRAINER_CONTAINER, serves_metrics=False)["containers"][0]
+    from_container = {dst: container[src] for src, dst in TRAINER_FIELDS.items()}
     return {
         "apiVersion": API_VERSION,
         "kind": "TrainJob",
@@ -60,14 +65,7 @@ def train_job(ctx: JobContext, *, runtime: str = DEFAULT_RUNTIME, suspend: bool 
         "spec": {
             "runtimeRef": {"apiGroup": GROUP, "kind": "ClusterTrainingRuntime", "name": runtime},
             "suspend": suspend,
-            "trainer": {
-                "image": container["image"],
-                "command": container["command"],
-                "env": container["env"],
-                "numNodes": num_nodes(ctx),
-                "numProcPerNode": trainer.nproc_per_node,
-                "resourcesPerNode": container["resources"],
-            },
+            "trainer": {**from_container, "numNodes": num_nodes(ctx), "numProcPerNode": trainer.nproc_per_node},
             "runtimePatches": [runtime_patch(ctx)],
         },
     }
