@@ -26,7 +26,7 @@ from typing import Any
 from o1pruner_operator.kube import DEPLOYMENTS, JOBS, PODS, Resource
 from o1pruner_operator.manifests.common import LABEL_JOB
 
-#: Children whose every change matters to the reconciler (besides the training backend's kind).
+#: Children whose every change matters to the reconciler (besides the training backends' kinds).
 CHILD_KINDS: tuple[Resource, ...] = (JOBS, DEPLOYMENTS)
 #: Container waiting reasons that the reconciler turns into a failure (see reconcile.pod_problem).
 _BAD_WAITING = {"CrashLoopBackOff", "InvalidImageName", "ErrImageNeverPull", "ErrImagePull", "ImagePullBackOff"}
