@@ -73,7 +73,9 @@ PRUNINGJOBS = Resource("o1pruner.dev", "v1alpha1", "pruningjobs", "PruningJob")
 
 
 class ApiError(Exception):
-    """An API request that failed: ``status`` (HTTP) and ``reason`` (the Status reason)."""
+    """An API request that failed: ``status`` (HTTP) and ``reason`` (the Status reason).
+    ``status`` 0: no answer at all (the connection failed on every retry; ``reason`` names the
+    transport error). ``str()`` starts with the request and the object it was about."""
 
     def __init__(self, status: int, reason: str, message: str, *, target: str = ""):
         self.status = status
