@@ -88,7 +88,8 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     rng = random.Random(args.seed)
     async with Emulator() as emu, kmock.Server(emu):
         cluster = install(emu)
-        async with operator(operator_config(cluster, resync_seconds=resync)):
+        # The PyTorchJob backend: the one both measured commits share (TrainJob became the default later).
+        async with operator(operator_config(cluster, resync_seconds=resync, training_backend="pytorchjob")):
             # 1. latency: jobs in parallel, each change after a random pause
             names = [f"lat-{i}" for i in range(args.latency_jobs)]
             for n in names:
