@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -24,6 +25,8 @@ from o1pruner_operator.handlers import build_registry
 from o1pruner_operator.settings import OperatorConfig
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.append(str(ROOT / "tests"))  # appended: tests/reliability imports its own conftest first
+import training_fakes  # noqa: E402  (tests/training_fakes.py)
 NS = "research"
 
 RESOURCES: dict[str, dict[str, Any]] = {
@@ -92,7 +95,7 @@ def example_job(name: str = "marco-o1-pruned", **spec_overrides: Any) -> dict[st
 
 
 #: The kind each training backend's main object is stored under (the ``kind`` keys above).
-TRAINING_KINDS = {"pytorchjob": "pytorchjobs", "trainjob": "trainjobs", "job": "jobs"}
+TRAINING_KINDS = training_fakes.TRAINING_KINDS
 
 
 class Cluster:
@@ -163,43 +166,16 @@ class Cluster:
         return self.obj(TRAINING_KINDS[backend or self.backend], f"{job}-train")
 
     def train_suspended(self, job: str, backend: str | None = None) -> bool:
-        backend = backend or self.backend
-        spec = (self.train_obj(job, backend) or {}).get("spec") or {}
-        return bool((spec.get("runPolicy") or {}).get("suspend") if backend == "pytorchjob" else spec.get("suspend"))
+        return training_fakes.suspended(backend or self.backend, self.train_obj(job, backend))
 
     async def training(self, job: str, state: str, reason: str = "", message: str = "",
                        backend: str | None = None) -> None:
         """Play the training controller of ``backend`` (default: the operator's): ``state`` is
         Running, Restarting (a node was preempted and is coming back), Succeeded or Failed."""
-        name = f"{job}-train"
         backend = backend or self.backend
-        if backend == "pytorchjob":
-            await self.pytorchjob(name, state, reason, message)
-            return
-        if backend == "trainjob":
-            counts = {"Running": (2, 2, 0), "Restarting": (1, 0, 1), "Succeeded": (0, 0, 0), "Failed": (0, 0, 1)}
-            active, ready, failed = counts[state]
-            status: dict[str, Any] = {"jobsStatus": [{"name": "node", "active": active, "ready": ready,
-                                                      "succeeded": 1 if state == "Succeeded" else 0,
-                                                      "failed": failed, "suspended": 0}]}
-            cond = {"Succeeded": "Complete", "Failed": "Failed"}.get(state)
-            if cond:
-                status["conditions"] = [{"type": cond, "status": "True", "reason": reason or f"Jobs{cond}",
-                                         "message": message}]
-            if state == "Running":
-                status["trainerStatus"] = {"progressPercentage": 40, "estimatedRemainingSeconds": 900,
-                                           "lastUpdatedTime": "2026-11-30T10:00:00Z"}
-            await self.patch("trainjobs", name, {"status": status})
-            return
-        # job backend: the Job controller's view of an Indexed Job
         nodes = int(((self.train_obj(job, backend) or {}).get("spec") or {}).get("completions") or 1)
-        if state in ("Succeeded", "Failed"):
-            await self.job_done(name, failed=state == "Failed", **({"reason": reason} if reason else {}),
-                                **({"message": message} if message else {}))
-        else:
-            active = nodes if state == "Running" else max(nodes - 1, 0)
-            await self.patch("jobs", name, {"status": {"active": active, "ready": active,
-                                                       "failed": 1 if state == "Restarting" else 0}})
+        patch = training_fakes.status_patch(backend, state, nodes=nodes, reason=reason, message=message)
+        await self.patch(TRAINING_KINDS[backend], f"{job}-train", patch)
 
     async def pod(self, name: str, labels: dict[str, str], status: dict[str, Any]) -> None:
         await self.create("pods", {"apiVersion": "v1", "kind": "Pod",

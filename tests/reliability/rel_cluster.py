@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import copy
 import logging
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -32,6 +33,8 @@ from o1pruner_operator.handlers import build_registry
 from o1pruner_operator.settings import OperatorConfig
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.append(str(ROOT / "tests"))  # appended: this folder's conftest must stay the first found
+import training_fakes  # noqa: E402  (tests/training_fakes.py)
 NS = "research"
 
 RESOURCES: dict[str, dict[str, Any]] = {
@@ -52,7 +55,7 @@ RESOURCES: dict[str, dict[str, Any]] = {
 VERBS = {"get", "list", "watch", "create", "patch", "update", "delete"}
 KEYS = {key.rsplit("/", 1)[-1]: key for key in RESOURCES}
 #: the operator's children of one job, by kind
-CHILD_KINDS = ("configmaps", "deployments", "services", "jobs", "pytorchjobs", "networkpolicies")
+CHILD_KINDS = ("configmaps", "deployments", "services", "jobs", "pytorchjobs", "trainjobs", "networkpolicies")
 
 _VERB = {"LIST": "list", "WATCH": "watch", "FETCH": "get", "CREATE": "create", "UPDATE": "patch", "DELETE": "delete"}
 
@@ -210,6 +213,12 @@ class Cluster:
     async def pytorchjob(self, name: str, state: str, ns: str = NS) -> None:
         cond = {"type": state, "status": "True", "reason": f"PyTorchJob{state}", "message": ""}
         await self.patch("pytorchjobs", name, {"status": {"conditions": [cond]}}, ns)
+
+    async def training(self, job: str, state: str, backend: str, ns: str = NS) -> None:
+        """Play ``backend``'s training controller on ``<job>-train`` (see tests/training_fakes.py)."""
+        kind = training_fakes.TRAINING_KINDS[backend]
+        nodes = int(((self.obj(kind, f"{job}-train", ns) or {}).get("spec") or {}).get("completions") or 1)
+        await self.patch(kind, f"{job}-train", training_fakes.status_patch(backend, state, nodes=nodes), ns)
 
     async def pod(self, name: str, labels: dict[str, str], status: dict[str, Any], ns: str = NS) -> None:
         await self.create("pods", {"apiVersion": "v1", "kind": "Pod",
