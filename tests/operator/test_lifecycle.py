@@ -10,6 +10,7 @@ import sys
 
 import aiohttp
 import pytest
+import training_fakes  # tests/training_fakes.py (tests/operator/conftest.py puts tests/ on the path)
 from prometheus_client import generate_latest
 
 from o1pruner_operator import metrics
@@ -18,8 +19,7 @@ NS = "research"
 NAME = "marco-o1-pruned"
 #: Tests of the training phase run once per training backend (the operator's default backend).
 all_backends = pytest.mark.parametrize("training_backend", ["trainjob", "pytorchjob", "job"])
-#: The Trained condition's reason while each backend's object runs.
-RUNNING_REASON = {"pytorchjob": "PyTorchJobRunning", "trainjob": "TrainJobRunning", "job": "JobRunning"}
+RUNNING_REASON = training_fakes.RUNNING_REASON  # the Trained condition's reason while it runs
 
 RESULTS = {
     "datasets": {

@@ -210,6 +210,10 @@ async def test_rbac_is_least_privilege(cluster):
         await cluster.patch("pruningjobs", "rbac-pause", {"spec": {"suspend": False}})
         await cluster.job_done("rbac-pause-sample")
         await wait_for(lambda: cluster.obj("pytorchjobs", "rbac-pause-train"), what="PyTorchJob")
+        # a pass that read the job while it was still suspended may create it suspended; the
+        # next pass resumes it (a patch): wait for that, so the suspend below is a patch too
+        await wait_for(lambda: not (cluster.obj("pytorchjobs", "rbac-pause-train")["spec"].get("runPolicy") or {})
+                       .get("suspend"), what="PyTorchJob running")
         await cluster.patch("pruningjobs", "rbac-pause", {"spec": {"suspend": True}})
         await wait_for(lambda: (cluster.obj("pytorchjobs", "rbac-pause-train")["spec"].get("runPolicy") or {})
                        .get("suspend"), what="PyTorchJob suspended")
