@@ -14,7 +14,9 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from o1pruner.spec import SamplerSpec, SpecError, TrainerResources, parse_spec
+from o1pruner.spec import (
+    SamplerSpec, SpecError, TrainerResources, cluster_errors, job_name_error, parse_spec,
+)
 
 from o1pruner_operator import metrics
 from o1pruner_operator.backends import BackendMissing, Backends, TrainingBackend, chosen_backend
@@ -35,7 +37,6 @@ log = logging.getLogger("o1pruner_operator.reconcile")
 
 #: (body, type, reason, message) -> None; kopf.event in the operator, a list in unit tests.
 EventSink = Callable[[dict[str, Any], str, str, str], None]
-MAX_JOB_NAME = 40
 MAX_MESSAGE = 1024
 
 
@@ -55,21 +56,18 @@ def spec_hash(spec: dict[str, Any]) -> str:
 
 
 def validate(body: dict[str, Any]) -> Any:
-    """The spec model, or a Failure naming the field (what the CRD schema cannot check)."""
-    name = body["metadata"]["name"]
-    if len(name) > MAX_JOB_NAME or not name[:1].isalpha():
-        raise Failure("InvalidSpec", f"metadata.name: {name!r} must start with a letter and be at most "
-                                     f"{MAX_JOB_NAME} characters (children append suffixes)")
+    """The spec model, or a Failure naming the field: the same name rule and cluster-only rules
+    as the CRD (a job admitted by an older CRD, or created without it, is caught here)."""
+    problem = job_name_error(body["metadata"]["name"])
+    if problem:
+        raise Failure("InvalidSpec", problem)
     try:
         spec = parse_spec(body.get("spec") or {})
     except SpecError as exc:
         raise Failure("InvalidSpec", str(exc)) from None
-    if not spec.storage.is_s3:
-        raise Failure("InvalidSpec", f"spec.storage.uri: {spec.storage.uri!r}: in a cluster every phase "
-                                     "runs in its own pod, so storage must be an s3:// prefix")
-    if spec.model.source.startswith(("/", ".", "~")):
-        raise Failure("InvalidSpec", f"spec.model.source: {spec.model.source!r}: a local path does not exist "
-                                     "in the sampler pod; use a HF id, an s3:// URI or embedded:<name>")
+    errors = cluster_errors(spec)
+    if errors:
+        raise Failure("InvalidSpec", "; ".join(f"{path}: {msg}" for path, msg in errors))
     return spec
 
 

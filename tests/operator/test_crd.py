@@ -232,10 +232,75 @@ def test_cel_immutability_allows_only_suspend(schema):
         "spec.training is immutable while the job exists (only spec.suspend may change); create a new PruningJob"]
 
 
-def test_cel_job_name_rules(schema):
-    job = defaulted_example(schema)
-    job["metadata"]["name"] = "7b-" + "x" * 50
-    assert len(failing_rules(schema, job)) == 2
+@pytest.mark.parametrize("name,ok", [
+    ("marco-o1-pruned", True), ("a", True), ("x" * 40, True),
+    ("x" * 41, False),            # children append up to 18 characters; Services take 63
+    ("7b-run", False),            # a Service name is a DNS-1035 label: a letter first
+    ("marco.v2", False),          # a dot: the ConfigMap is created, the Service refused
+    ("run-", False), ("Run", False),
+])
+def test_one_name_rule_for_the_crd_the_model_and_the_operator(crd, name, ok):
+    """The same DNS-1035 label of at most 40 characters in all three places."""
+    from o1pruner.cel import validate_object
+    from o1pruner.spec import job_name_error, parse_job
+    from o1pruner_operator.reconcile import Failure, validate
+
+    job = example()
+    job["metadata"] = {"name": name}
+    crd_errors = [e for e in validate_object(crd, job) if e[0] == "metadata.name"]
+    assert (crd_errors == []) is ok, crd_errors
+    assert (job_name_error(name) is None) is ok
+    if ok:
+        parse_job(job)
+        validate({**job, "metadata": {"name": name, "namespace": "ns"}})
+    else:
+        with pytest.raises(SpecError):
+            parse_job(job)
+        with pytest.raises(Failure, match="metadata.name"):
+            validate({**job, "metadata": {"name": name, "namespace": "ns"}})
+
+
+# ---- CEL cost (what the API server estimates when the CRD is created) ---------------------
+def test_every_cel_rule_is_cheap_whatever_the_input(crd):
+    """Each rule's worst case (request-sized strings, full maps and lists) stays under 1 % of the
+    API server's per-rule limit, and all rules under 10 % of the per-CRD limit: a rule whose cost
+    grows with an unbounded size cannot come back unnoticed."""
+    from o1pruner.celcost import CRD_LIMIT, RULE_LIMIT, crd_rule_costs
+
+    costs = crd_rule_costs(crd)
+    assert len(costs) > 10
+    too_costly = [(c.path, c.rule, c.total) for c in costs if c.total >= RULE_LIMIT // 100]
+    assert too_costly == []
+    assert sum(c.total for c in costs) < CRD_LIMIT // 10
+
+
+@pytest.mark.parametrize("rule,schema_node,at_least", [
+    # the rules of the CRD before the fix: each alone was over the 10^7 per-rule limit
+    ("!has(self.limits) || self.limits.all(k, !k.endsWith('/gpu') || "
+     "string(self.limits[k]).matches('^[0-9]+$'))", "resources", 10_000_000),
+    ("!has(self.limits) || self.limits.all(k, !string(self.limits[k]).startsWith('-'))", "resources", 10_000_000),
+    # an unbounded string (metadata.name as CEL sees it) is sized at the request limit
+    ("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')", "root", 1_000_000),
+])
+def test_the_estimator_reproduces_the_api_servers_refusals(schema, rule, schema_node, at_least):
+    from o1pruner.celcost import root_val, rule_cost, schema_val
+
+    if schema_node == "root":
+        bare = {**schema, "properties": {**schema["properties"], "metadata": {"type": "object"}}}
+        val = root_val(bare)
+    else:
+        val = schema_val(schema["properties"]["spec"]["properties"]["sampling"]["properties"]["sampler"]
+                         ["properties"]["resources"])
+    assert rule_cost(rule, val) >= at_least
+
+
+def test_the_estimator_knows_every_construct_the_crd_uses(crd):
+    """It raises on anything it does not model, so no rule is silently under-estimated."""
+    from o1pruner.celcost import rule_cost, schema_val
+
+    with pytest.raises(ValueError, match="not known"):
+        rule_cost("self.x.lowerAscii() == 'a'", schema_val({"type": "object", "properties": {
+            "x": {"type": "string", "maxLength": 3}}}))
 
 
 def test_cli_prints_the_committed_crd(capsys):

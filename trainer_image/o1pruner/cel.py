@@ -19,7 +19,8 @@ server would admit the object. It performs, in the API server's order:
    As in the API server, a type error anywhere blocks the CEL step (the rules would see
    values of the wrong type) and is reported with "some validation rules were not checked".
 
-Not emulated: the CEL cost budget, the Kubernetes CEL extension libraries (``quantity()``,
+Not emulated here: the CEL cost budget (:mod:`o1pruner.celcost` estimates it statically, as the
+API server does when the CRD is created), the Kubernetes CEL extension libraries (``quantity()``,
 ``url()``, ...; no rule here uses them) and list-type ``map`` correlation of ``oldSelf``
 through arrays (array items get no ``oldSelf``).
 """
@@ -112,7 +113,11 @@ def openapi_errors(schema: dict[str, Any], obj: Any) -> Errors:
     """OpenAPI schema errors as ``(path, message)``; unknown fields are named one by one."""
     import jsonschema
 
-    validator = jsonschema.Draft4Validator(_to_jsonschema(schema))
+    converted = _to_jsonschema(schema)
+    meta = (converted.get("properties") or {}).get("metadata")
+    if isinstance(meta, dict):  # the schema may restrict name/generateName; the rest is ObjectMeta
+        meta.pop("additionalProperties", None)
+    validator = jsonschema.Draft4Validator(converted)
     out: Errors = []
     for err in sorted(validator.iter_errors(obj), key=lambda e: list(map(str, e.absolute_path))):
         path = list(err.absolute_path)

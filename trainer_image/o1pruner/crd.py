@@ -8,7 +8,12 @@ The pydantic JSON schema of :class:`~o1pruner.spec.PruningJobSpec` is turned int
 * ``exclusiveMinimum: x`` (JSON Schema 2020) becomes ``minimum: x, exclusiveMinimum: true``;
 * defaults from ``default_factory`` are materialised (nested objects default to ``{}`` so the
   API server fills their own defaults);
-* lists, maps and strings get size bounds, so CEL cost estimation stays under budget;
+* lists, maps and strings get size bounds, and no CEL rule's estimated cost depends on an
+  unbounded size (``tests/operator/test_crd.py`` estimates every rule with the API server's
+  cost model, :mod:`o1pruner.celcost`);
+* the one job-name rule is a pattern on ``metadata.name`` and the cluster-only rules of
+  :data:`o1pruner.spec.CLUSTER_PATTERNS` (s3:// storage and datasets, model id forms) are
+  patterns on their fields, so ``kubectl apply`` names the field;
 * cross-field rules of the pydantic validators are restated as CEL ``x-kubernetes-validations``
   and every field but ``spec.suspend`` is immutable (``self == oldSelf``).
 
@@ -25,28 +30,39 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from o1pruner.spec import GROUP, KIND, PLURAL, SHORT_NAMES, SINGULAR, VERSION, PruningJobSpec
+from o1pruner.spec import (
+    CLUSTER_PATTERNS, GROUP, JOB_NAME_PATTERN, KIND, MAX_JOB_NAME, PLURAL, SHORT_NAMES, SINGULAR, VERSION,
+    PruningJobSpec,
+)
 
 CRD_NAME = f"{PLURAL}.{GROUP}"
-# controller-gen's pattern for resource.Quantity.
+# controller-gen's pattern for resource.Quantity, without the minus sign: no quantity the spec
+# takes may be negative, and a pattern costs no CEL budget.
 QUANTITY_PATTERN = (
-    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|"
+    r"^(\+)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|"
     r"([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
 )
+QUANTITY_MAX_LENGTH = 64
 MAX_ITEMS = 64
 MAX_PROPERTIES = 64
 MAX_STRING = 4096
 LONG_STRINGS = {("prompt", "system"), ("prompt", "template")}
 MAX_LONG_STRING = 65536
-#: Job names are short: children append suffixes (``-sampler-reference``) and Services need
-#: DNS-1035 labels (a letter first, at most 63 characters).
-MAX_JOB_NAME = 40
 
 IMMUTABLE_MESSAGE = "is immutable while the job exists (only spec.suspend may change); create a new PruningJob"
 MUTABLE_SPEC_FIELDS = {"suspend"}
 
+# CEL cost: the API server sizes an x-kubernetes-int-or-string value at the request limit
+# (~3 MiB) whatever its maxLength, so no rule converts one to a string (string(), matches(),
+# startsWith() would each cost ~314k per value, see o1pruner.celcost). A GPU count is checked
+# with type tests, a list membership (cost = list size) and int(), all O(1) in the value size.
+MAX_GPUS_PER_POD = 64
+WHOLE_GPU_STRINGS = "[" + ", ".join(f"'{i}'" for i in range(MAX_GPUS_PER_POD + 1)) + "]"
 
-WHOLE_NUMBER = "^[0-9]+$"
+
+def _whole(value: str) -> str:
+    """CEL: ``value`` (an int-or-string quantity) is a whole number of devices."""
+    return f"(type({value}) == int ? {value} >= 0 : {value} in {WHOLE_GPU_STRINGS})"
 
 
 def _gpu_rule(count_field: str, what: str) -> dict[str, str]:
@@ -54,8 +70,8 @@ def _gpu_rule(count_field: str, what: str) -> dict[str, str]:
     return {
         "rule": (
             "!has(self.resources) || !has(self.resources.limits) || "
-            f"!('nvidia.com/gpu' in self.resources.limits) || !string({gpu}).matches('{WHOLE_NUMBER}') || "
-            f"int(string({gpu})) == 0 || self.{count_field} <= int(string({gpu}))"
+            f"!('nvidia.com/gpu' in self.resources.limits) || !{_whole(gpu)} || "
+            f"int({gpu}) == 0 || self.{count_field} <= int({gpu})"
         ),
         "message": f"{count_field} exceeds the GPUs in resources.limits (nvidia.com/gpu) {what}",
         "fieldPath": f".{count_field}",
@@ -63,22 +79,35 @@ def _gpu_rule(count_field: str, what: str) -> dict[str, str]:
 
 
 def _resource_rules() -> list[dict[str, str]]:
-    """What :class:`o1pruner.spec.Resources` checks per quantity, as CEL: no negative quantity and
-    whole GPU counts. (requests <= limits needs the ``quantity()`` CEL library, Kubernetes >= 1.29;
-    the spec model checks it and the operator reports it in the ``Ready`` condition.)"""
+    """What :class:`o1pruner.spec.Resources` checks, as far as the schema can: quantities are
+    non-negative (strings by :data:`QUANTITY_PATTERN`, integers here), GPU counts are whole
+    numbers, and a GPU request equals its limit (Kubernetes refuses a pod otherwise).
+    (requests <= limits for other resources needs the ``quantity()`` CEL library, whose cost is
+    the value's size, i.e. ~3 MiB for an int-or-string; the spec model checks it and the operator
+    reports it as ``InvalidSpec``.)"""
     rules = []
     for part in ("requests", "limits"):
+        item = f"self.{part}[k]"
         rules.append({
-            "rule": f"!has(self.{part}) || self.{part}.all(k, !string(self.{part}[k]).startsWith('-'))",
+            "rule": f"!has(self.{part}) || self.{part}.all(k, type({item}) != int || {item} >= 0)",
             "message": f"{part}: resource quantities must be >= 0",
             "fieldPath": f".{part}",
         })
         rules.append({
-            "rule": (f"!has(self.{part}) || self.{part}.all(k, !k.endsWith('/gpu') || "
-                     f"string(self.{part}[k]).matches('{WHOLE_NUMBER}'))"),
-            "message": f"{part}: GPU counts (nvidia.com/gpu) must be whole non-negative numbers",
+            "rule": f"!has(self.{part}) || self.{part}.all(k, !k.endsWith('/gpu') || {_whole(item)})",
+            "message": (f"{part}: GPU counts (nvidia.com/gpu) must be whole numbers from 0 to "
+                        f"{MAX_GPUS_PER_POD} (e.g. 8 or \"8\")"),
             "fieldPath": f".{part}",
         })
+    req, lim = "self.requests[k]", "self.limits[k]"
+    rules.append({
+        "rule": ("!has(self.requests) || self.requests.all(k, !k.endsWith('/gpu') || "
+                 f"(has(self.limits) && k in self.limits && (!({_whole(req)} && {_whole(lim)}) || "
+                 f"int({req}) == int({lim}))))"),
+        "message": ("requests: a GPU request must also be set in limits and equal it (extended "
+                    "resources cannot be overcommitted; Kubernetes refuses the pod)"),
+        "fieldPath": ".requests",
+    })
     return rules
 
 
@@ -160,16 +189,15 @@ CEL_RULES: dict[tuple[str, ...], list[dict[str, str]]] = {
     ("training", "trainer", "resources"): _resource_rules(),
 }
 
-ROOT_RULES = [
-    {
-        "rule": f"size(self.metadata.name) <= {MAX_JOB_NAME}",
-        "message": f"metadata.name must be at most {MAX_JOB_NAME} characters (child objects append suffixes)",
+#: ``metadata.name`` as the API server checks it for PruningJobs: CRDs may restrict name and
+#: generateName in the schema (a pattern costs no CEL budget; a CEL rule on metadata.name would
+#: be sized at the request limit, the API server ignores a maxLength there for CEL).
+METADATA_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "maxLength": MAX_JOB_NAME, "pattern": JOB_NAME_PATTERN},
     },
-    {
-        "rule": "self.metadata.name.matches('^[a-z]')",
-        "message": "metadata.name must start with a letter (the sampler Service name is a DNS-1035 label)",
-    },
-]
+}
 
 STATUS_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -320,6 +348,7 @@ def _structural(node: Any, defs: dict[str, Any], path: tuple[str, ...]) -> Any:
                 **rest,
                 "anyOf": [{"type": "integer"}, {"type": "string"}],
                 "pattern": QUANTITY_PATTERN,
+                "maxLength": QUANTITY_MAX_LENGTH,
                 "x-kubernetes-int-or-string": True,
             }
             node.pop("title", None)
@@ -354,6 +383,9 @@ def _structural(node: Any, defs: dict[str, Any], path: tuple[str, ...]) -> Any:
         node["items"] = _structural(node["items"], defs, path + ("[]",))
     elif typ == "string" and "enum" not in node:
         node.setdefault("maxLength", MAX_LONG_STRING if path in LONG_STRINGS else MAX_STRING)
+    if path in CLUSTER_PATTERNS:
+        node["pattern"], why = CLUSTER_PATTERNS[path]
+        node["description"] = (node.get("description", "") + " In a cluster: " + why).strip()
     rules = CEL_RULES.get(path)
     if rules:
         node["x-kubernetes-validations"] = copy.deepcopy(rules)
@@ -400,11 +432,10 @@ def build_crd() -> dict[str, Any]:
         "properties": {
             "apiVersion": {"type": "string"},
             "kind": {"type": "string"},
-            "metadata": {"type": "object"},
+            "metadata": copy.deepcopy(METADATA_SCHEMA),
             "spec": spec_schema(),
             "status": copy.deepcopy(STATUS_SCHEMA),
         },
-        "x-kubernetes-validations": copy.deepcopy(ROOT_RULES),
     }
     return {
         "apiVersion": "apiextensions.k8s.io/v1",

@@ -51,8 +51,49 @@ BUILTIN_ARITHMETIC = "builtin:arithmetic"
 
 _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 _QUANTITY = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|[numkMGTPE]|[KMGTPE]i)?$"
-_S3_URI = r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$"
-_HF_ID = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*(/[A-Za-z0-9][A-Za-z0-9_.\-]*)?$"
+_S3_BODY = r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?"
+_S3_URI = rf"^{_S3_BODY}$"
+_HF_BODY = r"[A-Za-z0-9][A-Za-z0-9_.\-]*(/[A-Za-z0-9][A-Za-z0-9_.\-]*)?"
+_HF_ID = rf"^{_HF_BODY}$"
+
+#: The one job-name rule, shared by the CRD (``metadata.name`` pattern and maxLength), the spec
+#: model and the operator: a DNS-1035 label (the sampler Service is named after the job) short
+#: enough that the longest child name (``<job>-sampler-reference``) stays a valid label.
+JOB_NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+MAX_JOB_NAME = 40
+JOB_NAME_MESSAGE = (f"must be a DNS-1035 label (lower-case letters, digits and '-', starting with a "
+                    f"letter) of at most {MAX_JOB_NAME} characters: child objects append suffixes "
+                    "such as -sampler-reference")
+
+#: Rules that hold only in a cluster (every phase runs in its own pod, so nothing local exists
+#: there). The CRD states them as ``pattern`` on these fields (``kubectl apply`` names the field);
+#: :func:`cluster_errors` applies the same patterns for the operator. Paths are below ``spec``.
+CLUSTER_PATTERNS: dict[tuple[str, ...], tuple[str, str]] = {
+    ("model", "source"): (
+        rf"^({_S3_BODY}|{EMBEDDED_PREFIX}[a-z0-9][-a-z0-9.]*|{_HF_BODY})$",
+        "in a cluster the model is a HF id (org/name), an s3://bucket/key URI or embedded:<name>; "
+        "a local path does not exist in the sampler pod",
+    ),
+    ("datasets", "train", "source"): (
+        rf"^({_S3_BODY}|{BUILTIN_ARITHMETIC})$",
+        f"in a cluster a dataset is an s3://bucket/key.jsonl URI or {BUILTIN_ARITHMETIC}",
+    ),
+    ("datasets", "eval", "[]", "source"): (
+        rf"^({_S3_BODY}|{BUILTIN_ARITHMETIC})$",
+        f"in a cluster a dataset is an s3://bucket/key.jsonl URI or {BUILTIN_ARITHMETIC}",
+    ),
+    ("storage", "uri"): (
+        _S3_URI,
+        "in a cluster every phase runs in its own pod, so storage must be an s3://bucket/prefix URI",
+    ),
+}
+
+
+def job_name_error(name: str) -> str | None:
+    """Why ``name`` is not a usable PruningJob name, or None."""
+    if len(name) > MAX_JOB_NAME or not re.match(JOB_NAME_PATTERN, name):
+        return f"metadata.name: {name!r} {JOB_NAME_MESSAGE}"
+    return None
 _SECRETISH_KEYS = {"accesskey", "accesskeyid", "secretkey", "secretaccesskey", "password", "token"}
 
 
@@ -134,6 +175,10 @@ class Resources(_Model):
     @model_validator(mode="after")
     def _requests_within_limits(self) -> Resources:
         for key, request in self.requests.items():
+            if key.endswith("/gpu") and (key not in self.limits
+                                         or parse_quantity(request) != parse_quantity(self.limits[key])):
+                raise ValueError(f"requests.{key} must be set in limits and equal to it (extended resources "
+                                 "such as GPUs cannot be overcommitted; Kubernetes refuses the pod)")
             if key in self.limits and parse_quantity(request) > parse_quantity(self.limits[key]):
                 raise ValueError(f"requests.{key} {request} exceeds limits.{key} {self.limits[key]} "
                                  "(a pod whose request is above its limit is never created)")
@@ -533,7 +578,7 @@ class PruningJobSpec(_Model):
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     storage: StorageSpec
     metrics: MetricsSpec = Field(default_factory=MetricsSpec)
-    suspend: bool = False
+    suspend: bool = Field(default=False, strict=True, description="Pause the job: samplers scale to zero, Jobs are suspended.")
     service_account_name: str | None = Field(default=None, pattern=_DNS_LABEL)
 
 
@@ -541,7 +586,7 @@ class ObjectMeta(BaseModel):
     """The parts of Kubernetes ``metadata`` the pipeline reads (the rest is kept, not checked)."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
-    name: str = Field(pattern=_DNS_LABEL, max_length=63)
+    name: str = Field(pattern=JOB_NAME_PATTERN, max_length=MAX_JOB_NAME, description=JOB_NAME_MESSAGE)
     namespace: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
 
@@ -612,3 +657,27 @@ def load_job(path: str | Path) -> PruningJob:
 def dump_job(job: PruningJob) -> str:
     """Serialise a job back to YAML (camelCase)."""
     return yaml.safe_dump(job.model_dump(by_alias=True, exclude_none=True, mode="json"), sort_keys=False)
+
+
+def _values_at(obj: Any, path: tuple[str, ...], prefix: str) -> list[tuple[str, Any]]:
+    if not path:
+        return [(prefix, obj)]
+    head, rest = path[0], path[1:]
+    if head == "[]":
+        return [v for i, item in enumerate(obj if isinstance(obj, list) else [])
+                for v in _values_at(item, rest, f"{prefix}[{i}]")]
+    if isinstance(obj, dict) and head in obj:
+        return _values_at(obj[head], rest, f"{prefix}.{head}")
+    return []
+
+
+def cluster_errors(spec: PruningJobSpec) -> list[tuple[str, str]]:
+    """The :data:`CLUSTER_PATTERNS` a (model-valid) spec breaks, as ``(field path, message)``:
+    what the operator reports for a job the CRD would have refused (e.g. an old CRD)."""
+    wire = spec.to_wire()
+    out = []
+    for path, (pattern, message) in CLUSTER_PATTERNS.items():
+        for where, value in _values_at(wire, path, "spec"):
+            if isinstance(value, str) and not re.match(pattern, value):
+                out.append((where, f"{value[:200]!r}: {message}"))
+    return out
