@@ -13,6 +13,10 @@ REQUIRED_RULES: list[dict[str, Any]] = [
     # the reconciler re-reads it (get) and writes the status subresource.
     {"apiGroups": ["o1pruner.dev"], "resources": ["pruningjobs"], "verbs": ["get", "list", "watch", "patch"]},
     {"apiGroups": ["o1pruner.dev"], "resources": ["pruningjobs/status"], "verbs": ["get", "patch"]},
+    # Children carry ownerReferences with blockOwnerDeletion: true; under the
+    # OwnerReferencesPermissionEnforcement admission plugin (on by default in OpenShift) setting
+    # it needs update on the owner's finalizers subresource, else every child create is a 403.
+    {"apiGroups": ["o1pruner.dev"], "resources": ["pruningjobs/finalizers"], "verbs": ["update"]},
     # kopf: waits for the CRD to be served, and (cluster-wide) lists/watches namespaces.
     {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "verbs": ["list", "watch"]},
     {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
@@ -37,8 +41,13 @@ REQUIRED_RULES: list[dict[str, Any]] = [
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]},
 ]
 
-#: Verbs kopf itself uses that a short emulator run may not exercise (documented, allowed unused).
-KOPF_ONLY: set[tuple[str, str, str]] = {
+#: Permissions only an admission plugin checks (no request of the operator uses them):
+#: OwnerReferencesPermissionEnforcement, for blockOwnerDeletion on the children.
+ADMISSION_ONLY: set[tuple[str, str, str]] = {("o1pruner.dev", "pruningjobs/finalizers", "update")}
+
+#: Verbs kopf itself uses that a short emulator run may not exercise (documented, allowed unused),
+#: and the admission-only permissions above.
+KOPF_ONLY: set[tuple[str, str, str]] = ADMISSION_ONLY | {
     ("apiextensions.k8s.io", "customresourcedefinitions", "watch"),
     ("", "namespaces", "list"),
     ("", "namespaces", "watch"),

@@ -1,13 +1,20 @@
 """The level-triggered reconciler: read the PruningJob and its children, act, write status.
 
 Every call starts from what the API server says now (no in-memory state), creates children
-under deterministic names (409 = already there) and moves at most one phase forward:
+under deterministic names (409 = already there) and moves phases forward:
 
     Pending -> Sampling -> Training -> Evaluating -> Succeeded | Failed
+
+A phase change is written to ``status`` before anything of the new phase is done (a pass that
+changes phase ends there and the next pass acts on the stored phase), so a failing first action
+of a phase never replays the previous one. A child the API server refuses to create (403, 404
+for a kind the cluster does not serve, 400/422 from validation or a webhook) blocks the job with
+a ``Blocked`` condition naming the reason; the create is retried every ``BLOCKED_RETRY_SECONDS``.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -21,7 +28,7 @@ from o1pruner.spec import (
 from o1pruner_operator import metrics
 from o1pruner_operator.backends import BackendMissing, Backends, TrainingBackend, chosen_backend
 from o1pruner_operator.kube import (
-    CONFIGMAPS, DEPLOYMENTS, JOBS, NETWORKPOLICIES, PODS, PRUNINGJOBS, SERVICES, KubeClient,
+    CONFIGMAPS, DEPLOYMENTS, JOBS, NETWORKPOLICIES, PODS, PRUNINGJOBS, SERVICES, ApiError, KubeClient,
 )
 from o1pruner_operator.manifests import (
     JobContext, config_map, eval_job, sample_job, sampler_deployment, sampler_network_policy, sampler_service,
@@ -30,7 +37,7 @@ from o1pruner_operator.manifests.common import LABEL_COMPONENT, LABEL_JOB, Names
 from o1pruner_operator.manifests.sampler import component as sampler_component
 from o1pruner_operator.settings import OperatorConfig
 from o1pruner_operator.status import (
-    TERMINAL, artifacts, get_condition, now_iso, parse_results, parse_time, set_condition,
+    TERMINAL, artifacts, get_condition, is_true, now_iso, parse_results, parse_time, set_condition,
 )
 
 log = logging.getLogger("o1pruner_operator.reconcile")
@@ -38,6 +45,32 @@ log = logging.getLogger("o1pruner_operator.reconcile")
 #: (body, type, reason, message) -> None; kopf.event in the operator, a list in unit tests.
 EventSink = Callable[[dict[str, Any], str, str, str], None]
 MAX_MESSAGE = 1024
+
+
+BLOCKED_RETRY_SECONDS = 300
+#: How many phase changes one reconcile may make (each written before the next acts).
+MAX_PASSES = 4
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+class Blocked(Exception):
+    """The API server refused to create a child in a way a retry will not fix by itself."""
+
+    def __init__(self, reason: str, message: str):
+        self.reason = reason
+        self.message = message[:MAX_MESSAGE]
+        super().__init__(f"{reason}: {message}")
+
+
+def blocked_reason(status: int, training: bool) -> str | None:
+    """The condition reason for an API error at create, or None when a retry may just work."""
+    if status == 403:
+        return "Forbidden"
+    if status == 404:
+        return "TrainingBackendMissing" if training else "ResourceMissing"
+    if status in (400, 422):
+        return "Invalid"
+    return None
 
 
 class Failure(Exception):
@@ -141,22 +174,36 @@ class Reconciler:
 
     # ----------------------------------------------------------------------------------------
     async def reconcile(self, namespace: str, name: str) -> str | None:
-        """One pass; returns the phase afterwards (None when the job is gone)."""
+        """Passes until the phase stops changing; returns the phase (None when the job is gone)."""
         body = await self.client.get(PRUNINGJOBS, namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
             return None
         meta = body["metadata"]
-        draft = StatusDraft(old=dict(body.get("status") or {}), generation=meta.get("generation"), now=now_iso())
-        draft.new["observedGeneration"] = meta.get("generation", draft.new.get("observedGeneration"))
         key = f"{namespace}/{name}"
-        if draft.phase not in TERMINAL:
-            try:
-                await self._step(body, draft)
-            except Failure as failure:
-                await self._fail(body, draft, failure)
-        await self._write(body, draft)
+        for _ in range(MAX_PASSES):
+            draft = StatusDraft(old=dict(body.get("status") or {}), generation=meta.get("generation"), now=now_iso())
+            draft.new["observedGeneration"] = meta.get("generation", draft.new.get("observedGeneration"))
+            if draft.phase not in TERMINAL:
+                try:
+                    await self._step(body, draft)
+                except Failure as failure:
+                    await self._fail(body, draft, failure)
+                except Blocked as blocked:
+                    self._block(draft, blocked)
+            await self._write(body, draft)  # the new phase is stored before it is acted on
+            if not draft.transitions or draft.phase in TERMINAL:
+                break
+            body = {**body, "status": draft.new}
         metrics.observe_job(key, draft.phase)
         return draft.phase
+
+    def _block(self, draft: StatusDraft, blocked: Blocked) -> None:
+        draft.condition("Blocked", True, blocked.reason, blocked.message)
+        draft.condition("Ready", False, blocked.reason, blocked.message)
+        retry = parse_time(draft.now)
+        if retry is not None:
+            draft.new["retryAfter"] = now_iso(retry + dt.timedelta(seconds=BLOCKED_RETRY_SECONDS))
+        log.warning("blocked in %s: %s", draft.phase, blocked)
 
     async def _write(self, body: dict[str, Any], draft: StatusDraft) -> None:
         meta = body["metadata"]
@@ -224,6 +271,9 @@ class Reconciler:
             cm = config_map(ctx)
         except ValueError as exc:
             raise Failure("InvalidSpec", f"spec.training.deepspeed: {exc}") from None
+        blocked = is_true(draft.new["conditions"], "Blocked")
+        if blocked and (parse_time(draft.new.get("retryAfter")) or _EPOCH) > (parse_time(draft.now) or _EPOCH):
+            return  # a refused create is retried every BLOCKED_RETRY_SECONDS, not on every pass
         await self._ensure(CONFIGMAPS, cm, draft)
 
         suspended = bool(spec.suspend)
@@ -234,12 +284,15 @@ class Reconciler:
 
         if draft.phase == "Pending":
             draft.transition("Sampling", "spec accepted; starting the reference sampler")
-        if draft.phase == "Sampling":
-            await self._sampling(ctx, draft, suspended, backend)
+        elif draft.phase == "Sampling":
+            await self._sampling(ctx, draft, suspended)
         elif draft.phase == "Training":
             await self._training(ctx, draft, suspended, backend)
         elif draft.phase == "Evaluating":
             await self._evaluating(ctx, draft, suspended)
+        if blocked:
+            draft.condition("Blocked", False, "Retried", "no create was refused on the last attempt")
+            draft.new.pop("retryAfter", None)
         if draft.phase not in TERMINAL:
             draft.condition("Ready", False, draft.phase, f"in phase {draft.phase}")
 
@@ -260,12 +313,13 @@ class Reconciler:
         draft.new["trainingBackend"] = backend.name
         return backend
 
-    async def _sampling(self, ctx: JobContext, draft: StatusDraft, suspended: bool,
-                        backend: TrainingBackend) -> None:
-        ready = await self._sampler(ctx, draft, "reference", suspended)
-        if not ready and not await self._exists(JOBS, ctx, ctx.names.sample_job):
-            return
-        job = await self._job(ctx, draft, sample_job(ctx), suspended)
+    async def _sampling(self, ctx: JobContext, draft: StatusDraft, suspended: bool) -> None:
+        job = await self._child(JOBS, ctx, ctx.names.sample_job)
+        if job is None or job_state(job)[0] != "Succeeded":  # a finished phase never restarts its sampler
+            ready = await self._sampler(ctx, draft, "reference", suspended)
+            if not ready and job is None:
+                return
+            job = await self._job(ctx, draft, sample_job(ctx), suspended)
         state, reason, message = job_state(job)
         if state == "Failed":
             detail = await self._pod_failure(ctx, "sample")
@@ -278,18 +332,17 @@ class Reconciler:
             await self._scale(ctx.namespace, ctx.names.sampler("reference"), 0)
             draft.condition("SamplersReady", False, "ScaledDown", "reference sampler scaled to zero for training")
             draft.transition("Training", "reference sampling complete")
-            await self._training(ctx, draft, suspended, backend)
 
     async def _training(self, ctx: JobContext, draft: StatusDraft, suspended: bool,
                         backend: TrainingBackend) -> None:
         await self._scale(ctx.namespace, ctx.names.sampler("reference"), 0)
         res = backend.resource
-        obj = await self.client.get(res, ctx.namespace, ctx.names.train)
+        obj = await self._child(res, ctx, ctx.names.train)
         if obj is None:
             for extra_res, extra in backend.extras(ctx):
                 await self._ensure(extra_res, extra, draft)
             manifest = backend.manifest(ctx, suspend=suspended)
-            await self.client.create(res, ctx.namespace, manifest)
+            await self._create(res, ctx.namespace, manifest, training=True)
             draft.new["children"]["training"] = f"{res.kind}/{ctx.names.train}"
             draft.events.append(("Normal", "Created", f"{res.kind} {ctx.names.train}"))
             return
@@ -305,15 +358,16 @@ class Reconciler:
             draft.condition("Trained", True, "TrainingSucceeded", f"pruned model in {ctx.artifact('train/model/')}")
             draft.new["artifacts"].update(artifacts(ctx.storage_uri, sampled=True, trained=True))
             draft.transition("Evaluating", "training complete; starting the pruned-model sampler")
-            await self._evaluating(ctx, draft, suspended)
         else:
             draft.condition("Trained", False, st.reason or st.state, st.message or f"{res.kind} is {st.state}")
 
     async def _evaluating(self, ctx: JobContext, draft: StatusDraft, suspended: bool) -> None:
-        ready = await self._sampler(ctx, draft, "pruned", suspended)
-        if not ready and not await self._exists(JOBS, ctx, ctx.names.eval_job):
-            return
-        job = await self._job(ctx, draft, eval_job(ctx), suspended)
+        job = await self._child(JOBS, ctx, ctx.names.eval_job)
+        if job is None or job_state(job)[0] != "Succeeded":
+            ready = await self._sampler(ctx, draft, "pruned", suspended)
+            if not ready and job is None:
+                return
+            job = await self._job(ctx, draft, eval_job(ctx), suspended)
         state, reason, message = job_state(job)
         if state == "Failed":
             detail = await self._pod_failure(ctx, "evaluate")
@@ -335,17 +389,33 @@ class Reconciler:
         draft.transition("Succeeded", "evaluation complete")
 
     # ----------------------------------------------------------------------------------------
-    async def _exists(self, res: Any, ctx: JobContext, name: str) -> bool:
-        return await self.client.get(res, ctx.namespace, name) is not None
+    async def _child(self, res: Any, ctx: JobContext, name: str) -> dict[str, Any] | None:
+        """The child ``name`` if it exists and is this job's (see :func:`check_owner`)."""
+        obj = await self.client.get(res, ctx.namespace, name)
+        if obj is not None:
+            check_owner(obj, ctx.uid, res.kind)
+        return obj
+
+    async def _create(self, res: Any, namespace: str, manifest: dict[str, Any], *, training: bool = False) -> bool:
+        try:
+            return await self.client.create(res, namespace, manifest)
+        except ApiError as exc:
+            reason = blocked_reason(exc.status, training)
+            if reason is None:
+                raise
+            raise Blocked(reason, f"creating {manifest.get('kind', res.kind)} {manifest['metadata']['name']} "
+                                  f"({res.api_version}): {exc}") from None
 
     async def _ensure(self, res: Any, manifest: dict[str, Any], draft: StatusDraft) -> dict[str, Any]:
         ns, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
+        uid = next((r.get("uid", "") for r in manifest["metadata"].get("ownerReferences") or []), "")
         obj = await self.client.get(res, ns, name)
         if obj is None:
-            created = await self.client.create(res, ns, manifest)
+            created = await self._create(res, ns, manifest)
             if created:
                 draft.events.append(("Normal", "Created", f"{manifest['kind']} {name}"))
             obj = await self.client.get(res, ns, name) or manifest
+        check_owner(obj, uid, manifest["kind"])
         return obj
 
     async def _scale(self, namespace: str, name: str, replicas: int) -> None:
@@ -431,6 +501,21 @@ class Reconciler:
 
 
 # --------------------------------------------------------------------------------------------
+def check_owner(obj: dict[str, Any], uid: str, kind: str) -> None:
+    """An existing child with the expected name is adopted only if this PruningJob (``uid``) owns
+    it: a leftover ``<job>-sample`` Job of an earlier job with the same name would otherwise mark
+    sampling done at once. Raises :class:`Blocked` (reason ``ChildConflict``)."""
+    if not uid:
+        return
+    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+    if any(ref.get("uid") == uid for ref in refs):
+        return
+    name = (obj.get("metadata") or {}).get("name", "")
+    owners = ", ".join(f"{r.get('kind')}/{r.get('name')} uid {r.get('uid')}" for r in refs) or "no owner"
+    raise Blocked("ChildConflict", f"{kind} {name} already exists and is not this PruningJob's ({owners}); "
+                                   "delete it (or use another job name) and the job continues")
+
+
 def job_state(job: dict[str, Any]) -> tuple[str, str, str]:
     """(Succeeded | Failed | Running, reason, message) of a batch/v1 Job."""
     status = job.get("status") or {}

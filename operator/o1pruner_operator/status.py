@@ -8,7 +8,8 @@ import math
 from typing import Any
 
 TERMINAL = ("Succeeded", "Failed")
-CONDITION_TYPES = ("SamplersReady", "ReferenceSampled", "Trained", "Evaluated", "Ready", "Failed", "Suspended")
+CONDITION_TYPES = ("SamplersReady", "ReferenceSampled", "Trained", "Evaluated", "Ready", "Failed", "Suspended",
+                   "Blocked")
 RESULT_KEYS = ("baseAccuracy", "prunedAccuracy", "baseLength", "prunedLength", "lengthReduction",
                "accuracyChange", "aes")
 _ALIASES = {
@@ -56,6 +57,10 @@ def set_condition(conditions: list[dict[str, Any]], type_: str, status: bool | s
 
 def get_condition(conditions: list[dict[str, Any]], type_: str) -> dict[str, Any] | None:
     return next((c for c in conditions or [] if c.get("type") == type_), None)
+
+
+def is_true(conditions: list[dict[str, Any]], type_: str) -> bool:
+    return (get_condition(conditions, type_) or {}).get("status") == "True"
 
 
 def artifacts(storage_uri: str, *, sampled: bool = False, trained: bool = False,

@@ -98,9 +98,11 @@ class HelmInstallError(Exception):
 
 
 def helm_install_many(sets: dict[str, dict[str, Any] | None], *, chart: Path = CHART, release: str = RELEASE,
-                      namespace: str = NAMESPACE) -> dict[str, Rendered | HelmInstallError]:
-    """Install each value set into its own fresh emulator, in one subprocess (see helm_render.py)."""
-    request = {"chart": str(chart), "release": release, "namespace": namespace, "sets": sets}
+                      namespace: str = NAMESPACE, kube_version: str | None = None) -> dict[str, Rendered | HelmInstallError]:
+    """Install each value set into its own fresh emulator, in one subprocess (see helm_render.py);
+    ``kube_version`` is the Kubernetes version the emulator reports (default: helm_render's)."""
+    request = {"chart": str(chart), "release": release, "namespace": namespace, "sets": sets,
+               "kubeVersion": kube_version}
     env = dict(os.environ, HELM_DRIVER="memory")
     proc = subprocess.run(
         [sys.executable, str(Path(__file__).with_name("helm_render.py"))],

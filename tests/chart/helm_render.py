@@ -1,6 +1,8 @@
 """Run ``helm install`` (helm-sdkpy) of value sets into kmock KubernetesEmulators; print JSON.
 
-Input (stdin): {"chart", "release", "namespace", "sets": {name: values-or-null}}.
+Input (stdin): {"chart", "release", "namespace", "sets": {name: values-or-null}, "kubeVersion"?}.
+The emulator reports Kubernetes ``kubeVersion`` (default :data:`KUBE_VERSION`; kmock's own is 1.26,
+below the chart's ``kubeVersion`` constraint).
 Output (stdout): {name: {"ok": true, "release": {...}, "objects": [...]} | {"ok": false, "error": "..."}}.
 Run with ``HELM_DRIVER=memory`` in the environment (tests/chart/conftest.py does).
 """
@@ -36,10 +38,14 @@ RESOURCES: dict[str, tuple[str, bool]] = {
     "monitoring.coreos.com/v1/prometheusrules": ("PrometheusRule", True),
 }
 _VERBS = ["get", "list", "watch", "create", "update", "patch", "delete"]
+KUBE_VERSION = "1.30.0"
 
 
-def _emulator() -> Any:
+def _emulator(kube_version: str = KUBE_VERSION) -> Any:
     emu = kmock.KubernetesEmulator()
+    major, minor, _ = kube_version.split(".")
+    emu["get /version"] << {"major": major, "minor": minor, "gitVersion": f"v{kube_version}",
+                            "gitTreeState": "clean", "compiler": "gc", "platform": "linux/amd64"}
     for key, (kind, namespaced) in RESOURCES.items():
         emu.resources[key] = kmock.ResourceInfo(kind=kind, namespaced=namespaced, singular=kind.lower(), verbs=set(_VERBS))
     emu["get /api/v1"] << {
@@ -55,8 +61,9 @@ def _emulator() -> Any:
     return emu
 
 
-async def _install(values: dict[str, Any] | None, chart: str, release: str, namespace: str) -> tuple[dict, list[dict]]:
-    async with _emulator() as emu, kmock.Server(emu) as srv:
+async def _install(values: dict[str, Any] | None, chart: str, release: str, namespace: str,
+                   kube_version: str = KUBE_VERSION) -> tuple[dict, list[dict]]:
+    async with _emulator(kube_version) as emu, kmock.Server(emu) as srv:
         with tempfile.TemporaryDirectory() as tmp:
             kubeconfig = Path(tmp) / "kubeconfig"
             kubeconfig.write_text(yaml.safe_dump({
@@ -79,7 +86,8 @@ async def _main(request: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, values in request["sets"].items():
         try:
-            release, objects = await _install(values, request["chart"], request["release"], request["namespace"])
+            release, objects = await _install(values, request["chart"], request["release"], request["namespace"],
+                                              request.get("kubeVersion") or KUBE_VERSION)
             out[name] = {"ok": True, "release": release, "objects": objects}
         except helm.HelmError as exc:
             out[name] = {"ok": False, "error": str(exc)}

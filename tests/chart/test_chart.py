@@ -322,6 +322,9 @@ def test_pod_monitors_select_the_operators_pods(rendered):
     assert sampler["spec"]["podMetricsEndpoints"][0]["port"] == "http"
 
 
+SAMPLER_JOB = f"{NAMESPACE}/{FULLNAME}-sampler"
+
+
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian prometheus) not installed")
 def test_alerts_fire_when_they_should(rendered, tmp_path):
     """`promtool test rules` on the rendered alerts: a failed job; a stuck training job fires while a
@@ -334,7 +337,11 @@ def test_alerts_fire_when_they_should(rendered, tmp_path):
         "tests": [{
             "interval": "1m",
             "input_series": [
-                {"series": 'o1pruner_operator_jobs{phase="Failed"}', "values": "0 0 1x60"},
+                {"series": 'o1pruner_operator_transitions_total{from_phase="Training",to_phase="Failed"}',
+                 "values": "0 0 1x120"},
+                # a sampler loading its model for 40 min (never served yet), one that served and died
+                {"series": f'up{{job="{SAMPLER_JOB}",namespace="research",pod="loading"}}', "values": "0x60"},
+                {"series": f'up{{job="{SAMPLER_JOB}",namespace="research",pod="died"}}', "values": "1x10 0x50"},
                 {"series": 'o1pruner_operator_jobs{phase="Training"}', "values": "1x60"},
                 {"series": 'o1pruner_train_last_step_timestamp_seconds{pruningjob="stuck"}', "values": "0x60"},
                 {"series": 'o1pruner_train_last_step_timestamp_seconds{pruningjob="done"}', "values": "0x60"},
@@ -346,7 +353,18 @@ def test_alerts_fire_when_they_should(rendered, tmp_path):
                     "exp_labels": {"severity": "warning", "team": "ml"},
                     "exp_annotations": {
                         "summary": "A PruningJob failed",
-                        "description": "1 PruningJob(s) are in phase Failed; see kubectl get pruningjobs -A and the job status message."},
+                        "description": "A PruningJob turned Failed in the last 1h; see kubectl get pruningjobs -A "
+                                       "and the job status message."},
+                }]},
+                # ... and clears by itself once the failure is older than the window
+                {"eval_time": "90m", "alertname": "O1PrunerJobFailed", "exp_alerts": []},
+                {"eval_time": "40m", "alertname": "O1PrunerSamplerDown", "exp_alerts": [{
+                    "exp_labels": {"severity": "warning", "team": "ml", "job": SAMPLER_JOB, "namespace": "research",
+                                   "pod": "died"},
+                    "exp_annotations": {
+                        "summary": "A vLLM sampler of a PruningJob is down",
+                        "description": "Sampler pod research/died of PruningJob  served /metrics before and has "
+                                       "stopped answering."},
                 }]},
                 {"eval_time": "20m", "alertname": "O1PrunerNoTrainingProgress", "exp_alerts": []},
                 {"eval_time": "45m", "alertname": "O1PrunerNoTrainingProgress", "exp_alerts": [{
@@ -425,3 +443,33 @@ def test_pipeline_pods_declare_the_metrics_port_when_they_serve(rendered):
     _, pushing = _operator_children(pushgateway=True)  # nothing listens: no target for the PodMonitor
     for pod in pushing:
         assert port not in _port_names(pod), pod["metadata"]["labels"]
+
+
+# --------------------------------------------------------------------------- real-cluster readiness
+def test_kubernetes_older_than_1_28_is_refused():
+    """The CRD needs CEL rules with fieldPath and transition rules (>= 1.28)."""
+    for chart in (CHART, CHART.with_name("o1-pruner-crds")):
+        res = helm_install_many({"old": None}, chart=chart, kube_version="1.27.9")["old"]
+        assert isinstance(res, HelmInstallError) and "kubeVersion" in str(res), (chart.name, res)
+        assert not isinstance(helm_install_many({"ok": None}, chart=chart, kube_version="1.28.0")["ok"],
+                              HelmInstallError)
+
+
+def test_the_crd_chart_installs_the_generated_crd_as_a_template():
+    """Helm never upgrades crds/: the o1-pruner-crds chart holds the same CRD as a template, so
+    `helm upgrade` upgrades it, and keeps it (with every PruningJob) on uninstall."""
+    res = helm_install_many({"crds": None}, chart=CHART.with_name("o1-pruner-crds"))["crds"]
+    assert not isinstance(res, HelmInstallError), res
+    generated = yaml.safe_load((ROOT / "crds" / CRD_FILE).read_text())
+    (crd,) = res.of_kind("CustomResourceDefinition")
+    assert crd["spec"] == generated["spec"]
+    assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    assert crd["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
+    assert (CHART.with_name("o1-pruner-crds") / "files" / CRD_FILE).resolve() == (ROOT / "crds" / CRD_FILE).resolve()
+
+
+def test_dashboards_can_go_to_grafanas_namespace():
+    res = helm_install_many({"ns": {"monitoring": {"dashboards": {"namespace": "monitoring"}}}})["ns"]
+    assert not isinstance(res, HelmInstallError), res
+    dashboards = [cm for cm in res.of_kind("ConfigMap") if "grafana_dashboard" in cm["metadata"]["labels"]]
+    assert len(dashboards) == 2 and {cm["metadata"]["namespace"] for cm in dashboards} == {"monitoring"}

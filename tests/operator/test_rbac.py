@@ -79,3 +79,19 @@ async def test_required_rules_cover_exactly_what_the_operator_does(cluster, run_
     assert not missing, f"API calls not granted by REQUIRED_RULES: {sorted(missing)}"
     unused = rbac.expand() - calls - rbac.KOPF_ONLY - rbac.other_backends(training_backend)
     assert not unused, f"REQUIRED_RULES grants more than the operator uses: {sorted(unused)}"
+
+
+def test_blocking_owner_deletion_is_granted():
+    """Every child's ownerReference sets blockOwnerDeletion: true; under the
+    OwnerReferencesPermissionEnforcement admission plugin (default on OpenShift) that needs
+    update on pruningjobs/finalizers, or every child create is refused with 403."""
+    from o1pruner.spec import parse_spec
+
+    from o1pruner_operator.manifests.common import JobContext, owner_reference
+
+    ctx = JobContext(name="j", namespace="ns", uid="u", spec=parse_spec({
+        "model": {"source": "org/m"}, "storage": {"uri": "s3://bkt/run"},
+        "datasets": {"train": {"name": "t", "source": "s3://bkt/t.jsonl"},
+                     "eval": [{"name": "e", "source": "s3://bkt/e.jsonl"}]}}))
+    assert owner_reference(ctx)["blockOwnerDeletion"] is True
+    assert rbac.covers("o1pruner.dev", "pruningjobs/finalizers", "update")

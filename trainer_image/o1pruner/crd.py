@@ -214,6 +214,8 @@ STATUS_SCHEMA: dict[str, Any] = {
         "startTime": {"type": "string", "format": "date-time"},
         "phaseStartTime": {"type": "string", "format": "date-time"},
         "completionTime": {"type": "string", "format": "date-time"},
+        "retryAfter": {"type": "string", "format": "date-time",
+                       "description": "While Blocked: when the refused create is tried again."},
         "conditions": {
             "type": "array",
             "x-kubernetes-list-type": "map",
