@@ -33,7 +33,7 @@ from o1pruner_operator.kube import (
 from o1pruner_operator.manifests import (
     JobContext, config_map, eval_job, sample_job, sampler_deployment, sampler_network_policy, sampler_service,
 )
-from o1pruner_operator.manifests.common import LABEL_COMPONENT, LABEL_JOB, Names
+from o1pruner_operator.manifests.common import LABEL_COMPONENT, LABEL_JOB, LABEL_KUEUE_QUEUE, Names
 from o1pruner_operator.manifests.sampler import component as sampler_component
 from o1pruner_operator.settings import OperatorConfig
 from o1pruner_operator.status import (
@@ -193,7 +193,10 @@ class Reconciler:
             await self._write(body, draft)  # the new phase is stored before it is acted on
             if not draft.transitions or draft.phase in TERMINAL:
                 break
-            body = {**body, "status": draft.new}
+            fresh = await self.client.get(PRUNINGJOBS, namespace, name)  # spec.suspend may have moved
+            if fresh is None or fresh["metadata"].get("deletionTimestamp"):
+                return None
+            body, meta = fresh, fresh["metadata"]
         metrics.observe_job(key, draft.phase)
         return draft.phase
 
@@ -253,6 +256,7 @@ class Reconciler:
             train_backoff_limit=self.config.train_backoff_limit,
             startup_probe_seconds=self.config.startup_probe_seconds,
             progress_deadline_seconds=self.config.startup_probe_seconds + 600,
+            queue_name=(meta.get("labels") or {}).get(LABEL_KUEUE_QUEUE) or None,
         )
         digest = spec_hash(body.get("spec") or {})
         # Only a real spec write bumps metadata.generation; defaults a CRD upgrade adds on read
@@ -341,12 +345,15 @@ class Reconciler:
         if obj is None:
             for extra_res, extra in backend.extras(ctx):
                 await self._ensure(extra_res, extra, draft)
-            manifest = backend.manifest(ctx, suspend=suspended)
+            try:
+                manifest = backend.manifest(ctx, suspend=suspended)
+            except ValueError as exc:  # a spec field this backend's API cannot carry
+                raise Failure("InvalidSpec", str(exc)) from None
             await self._create(res, ctx.namespace, manifest, training=True)
             draft.new["children"]["training"] = f"{res.kind}/{ctx.names.train}"
             draft.events.append(("Normal", "Created", f"{res.kind} {ctx.names.train}"))
             return
-        patch = backend.suspend_patch(obj, suspended)
+        patch = None if ctx.queue_name else backend.suspend_patch(obj, suspended)  # Kueue owns suspend
         if patch:
             await self.client.patch(res, ctx.namespace, ctx.names.train, patch)
         st = backend.state(obj)
@@ -467,7 +474,8 @@ class Reconciler:
         job = await self._ensure(JOBS, manifest, draft)
         name = manifest["metadata"]["name"]
         draft.new["children"][manifest["spec"]["template"]["metadata"]["labels"][LABEL_COMPONENT]] = f"Job/{name}"
-        if bool((job.get("spec") or {}).get("suspend", False)) != suspended:
+        # Queued jobs: Kueue admits them by unsuspending; two controllers must not fight over it.
+        if not ctx.queue_name and bool((job.get("spec") or {}).get("suspend", False)) != suspended:
             await self.client.patch(JOBS, ctx.namespace, name, {"spec": {"suspend": suspended}})
         return job
 

@@ -473,3 +473,21 @@ def test_dashboards_can_go_to_grafanas_namespace():
     assert not isinstance(res, HelmInstallError), res
     dashboards = [cm for cm in res.of_kind("ConfigMap") if "grafana_dashboard" in cm["metadata"]["labels"]]
     assert len(dashboards) == 2 and {cm["metadata"]["namespace"] for cm in dashboards} == {"monitoring"}
+
+
+def test_rendered_core_objects_pass_the_strict_schemas(rendered):
+    """Every core object the chart renders (any value set) passes the published schemas of every
+    Kubernetes version the chart supports, in strict mode (a misspelt field is an error)."""
+    import sys
+
+    sys.path.append(str(ROOT / "tests"))
+    import k8s_schemas
+
+    errors, kinds = [], set()
+    for r in rendered.values():
+        for obj in r.objects:
+            if k8s_schemas.is_core(obj):
+                kinds.add(obj["kind"])
+                errors += k8s_schemas.strict_errors(obj)
+    assert {"Deployment", "Service", "ServiceAccount", "ClusterRole", "CustomResourceDefinition"} <= kinds
+    assert errors == []

@@ -23,9 +23,12 @@ OPERATOR_METRICS = {
     "o1pruner_operator_phase_duration_seconds_sum",
     "o1pruner_operator_phase_duration_seconds_count",
 }
+#: What vLLM's V1 engine exports (the vllm tier checks each dashboard name against the real
+#: server's /metrics: tests/vllm/test_a_server.py). Not here: vllm:gpu_cache_usage_perc,
+#: deprecated for vllm:kv_cache_usage_perc, hidden in 0.11 and removed in 0.12 (vLLM #29330).
 VLLM_METRICS = {
     "vllm:generation_tokens_total", "vllm:prompt_tokens_total", "vllm:num_requests_running",
-    "vllm:num_requests_waiting", "vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc",
+    "vllm:num_requests_waiting", "vllm:kv_cache_usage_perc",
 }
 _METRIC = re.compile(r"\b(o1pruner_[a-z0-9_]+|vllm:[a-z0-9_:]+)")
 

@@ -65,7 +65,7 @@ async def test_full_lifecycle(cluster, run_operator, wait, make_job):
         assert args[args.index("--tensor-parallel-size") + 1] == "8"
         assert args[args.index("--served-model-name") + 1] == "marco-o1"
         assert c["resources"]["limits"]["nvidia.com/gpu"] == 8
-        assert c["startupProbe"]["httpGet"]["path"] == "/health"
+        assert c["startupProbe"]["httpGet"]["path"] == c["readinessProbe"]["httpGet"]["path"] == "/v1/models"
         pod = dep["spec"]["template"]["spec"]
         assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}
         assert {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "32Gi"}} in pod["volumes"]

@@ -145,8 +145,10 @@ def test_sampler_deployment_from_the_spec(ctx):
     assert args["--model"] == "AIDC-AI/Marco-o1" and args["--served-model-name"] == "marco-o1"
     assert args["--tensor-parallel-size"] == "8" and args["--max-model-len"] == "16384"
     assert args["--gpu-memory-utilization"] == "0.9" and args["--seed"] == "0" and args["--port"] == "8000"
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        assert c[probe]["httpGet"] == {"path": "/health", "port": "http"}
+    # ready only once the model is served (/v1/models lists it); /health only says the process runs
+    for probe in ("startupProbe", "readinessProbe"):
+        assert c[probe]["httpGet"] == {"path": "/v1/models", "port": "http"}
+    assert c["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
     assert c["resources"]["limits"]["nvidia.com/gpu"] == 8
     assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
     assert {"name": "dshm", "mountPath": "/dev/shm"} in c["volumeMounts"]

@@ -110,3 +110,34 @@ def test_many_seeded_requests_at_once(vllm, tokenizer):
         results = list(pool.map(lambda m: _chat(vllm, m, n=8, max_tokens=8, seed=len(m[-1]["content"])), prompts))
     assert all(len(r["choices"]) == 8 for r in results)
     assert httpx.get(f"{vllm.url}/health", timeout=10).status_code == 200
+
+
+def test_the_sampler_probes_answer_on_the_real_server(vllm):
+    """The Deployment's readiness path (/v1/models) lists the served model once the server is up,
+    so a Ready sampler really serves it; liveness (/health) answers too."""
+    from o1pruner.vllm_args import LIVENESS_PATH, READINESS_PATH
+
+    assert httpx.get(f"{vllm.url}{LIVENESS_PATH}", timeout=10).status_code == 200
+    ready = httpx.get(f"{vllm.url}{READINESS_PATH}", timeout=10)
+    assert ready.status_code == 200 and SERVED_NAME in [m["id"] for m in ready.json()["data"]]
+
+
+def test_every_vllm_metric_a_dashboard_queries_is_exported(vllm):
+    """vLLM renames metrics between versions (vllm:gpu_cache_usage_perc is gone since 0.12): every
+    vllm:* series a dashboard panel queries must exist on this server's /metrics."""
+    import json
+    import re
+    from pathlib import Path
+
+    boards = Path(__file__).resolve().parents[2] / "charts" / "o1-pruner" / "dashboards"
+    queried = set()
+    for board in boards.glob("*.json"):
+        json.loads(board.read_text())  # a dashboard, valid JSON; every vllm:* name in it counts
+        queried |= set(re.findall(r"vllm:[a-z0-9_:]+", board.read_text()))
+    assert queried, "no dashboard queries a vLLM metric"
+    # one request first, so the counters and histograms have samples
+    httpx.post(f"{vllm.base_url}/chat/completions", timeout=120, json={
+        "model": SERVED_NAME, "messages": [{"role": "user", "content": "1+1?"}], "max_tokens": 4})
+    text = httpx.get(f"{vllm.url}/metrics", timeout=10).text
+    exported = set(re.findall(r"^(vllm:[a-zA-Z0-9_:]+)", text, re.MULTILINE))
+    assert queried <= exported, f"queried by a dashboard, not exported by vLLM: {sorted(queried - exported)}"

@@ -153,30 +153,36 @@ class _Estimator:
     _conditionalor = _logical
     _conditionaland = _logical
 
-    def _relation(self, tree: Any) -> tuple[int, Val]:
+    def _binary(self, tree: Any) -> tuple[int, Val] | tuple[str, int, Val, Val]:
+        """A wrapper node with one child: its (cost, value); else (operator, operands' cost,
+        left value, right value) of ``left <op> right`` (the grammar nests the left operand)."""
         kids = [k for k in tree.children if k is not None]
         if len(kids) == 1:
             return self.visit(kids[0])
         op, right = kids
         l_cost, left = self.visit(op.children[0])
         r_cost, rval = self.visit(right)
-        args = l_cost + r_cost
-        if op.data == "relation_in":
+        return op.data, l_cost + r_cost, left, rval
+
+    def _relation(self, tree: Any) -> tuple[int, Val]:
+        parts = self._binary(tree)
+        if len(parts) == 2:
+            return parts  # type: ignore[return-value]
+        op, args, left, rval = parts  # type: ignore[misc]
+        if op == "relation_in":
             return args + (rval.size if rval.kind == "list" else 1), Val("bool")
-        if op.data in ("relation_eq", "relation_ne") or (left.kind == rval.kind == "string"):
+        if op in ("relation_eq", "relation_ne") or (left.kind == rval.kind == "string"):
             return args + _ceil(min(left.size, rval.size), STRING_TRAVERSAL), Val("bool")
         return args + 1, Val("bool")
 
     def _arith(self, tree: Any) -> tuple[int, Val]:
-        kids = [k for k in tree.children if k is not None]
-        if len(kids) == 1:
-            return self.visit(kids[0])
-        op, right = kids
-        l_cost, left = self.visit(op.children[0])
-        r_cost, rval = self.visit(right)
-        if left.kind in ("string", "list") and op.data == "addition_add":
-            return l_cost + r_cost + 1, Val(left.kind, left.size + rval.size, elem=left.elem)
-        return l_cost + r_cost + 1, Val(left.kind if left.kind in ("int", "double") else "dyn")
+        parts = self._binary(tree)
+        if len(parts) == 2:
+            return parts  # type: ignore[return-value]
+        op, args, left, rval = parts  # type: ignore[misc]
+        if left.kind in ("string", "list") and op == "addition_add":
+            return args + 1, Val(left.kind, left.size + rval.size, elem=left.elem)
+        return args + 1, Val(left.kind if left.kind in ("int", "double") else "dyn")
 
     _addition = _arith
     _multiplication = _arith

@@ -376,6 +376,8 @@ def _structural(node: Any, defs: dict[str, Any], path: tuple[str, ...]) -> Any:
         node["properties"] = {
             key: _structural(val, defs, path + (key,)) for key, val in node["properties"].items()
         }
+    elif typ == "object" and node.get("x-kubernetes-preserve-unknown-fields"):
+        node.pop("additionalProperties", None)  # free-form Kubernetes objects (affinity), no CEL on them
     elif typ == "object":
         node.setdefault("maxProperties", MAX_PROPERTIES)
         if isinstance(node.get("additionalProperties"), dict):

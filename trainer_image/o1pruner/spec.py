@@ -198,11 +198,27 @@ class Toleration(_Model):
     toleration_seconds: int | None = Field(default=None, ge=0)
 
 
+_DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+
+
 class Placement(_Model):
-    """Where pods go: node selector and tolerations (GPU node pools)."""
+    """Where pods go and how they are scheduled: node selector, tolerations and affinity (GPU node
+    pools), the RuntimeClass (e.g. ``nvidia`` where the GPU runtime is not the node default), the
+    PriorityClass, and the scheduler (a gang scheduler for multi-node training, see docs)."""
 
     node_selector: dict[str, str] = Field(default_factory=dict)
     tolerations: list[Toleration] = Field(default_factory=list)
+    affinity: dict[str, Any] | None = Field(
+        default=None, json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+        description="A core/v1 Affinity (nodeAffinity, podAffinity, podAntiAffinity), copied to the pods.",
+    )
+    runtime_class_name: str | None = Field(default=None, pattern=_DNS_SUBDOMAIN, max_length=253)
+    priority_class_name: str | None = Field(default=None, pattern=_DNS_SUBDOMAIN, max_length=253)
+    scheduler_name: str | None = Field(
+        default=None, pattern=_DNS_SUBDOMAIN, max_length=253,
+        description="Pod scheduler. On the trainer it also sets the PyTorchJob's gang policy (minAvailable = all "
+                    "replicas), for Volcano or scheduler-plugins with the training-operator's --gang-scheduler-name.",
+    )
 
 
 class SecretKeyRef(_Model):
@@ -211,6 +227,28 @@ class SecretKeyRef(_Model):
     name: str = Field(pattern=_DNS_LABEL, max_length=253, description="Secret name.")
     access_key_id_key: str = Field(default="AWS_ACCESS_KEY_ID", min_length=1)
     secret_access_key_key: str = Field(default="AWS_SECRET_ACCESS_KEY", min_length=1)
+
+
+class HFTokenSecretRef(_Model):
+    """A key of a Secret holding a Hugging Face token (gated models): never the token itself."""
+
+    name: str = Field(pattern=_DNS_SUBDOMAIN, max_length=253, description="Secret name.")
+    key: str = Field(default="HF_TOKEN", pattern=r"^[-._a-zA-Z0-9]+$", max_length=253)
+
+
+class ModelCacheSpec(_Model):
+    """Where the sampler and training pods keep downloaded models (``HF_HOME``)."""
+
+    claim_name: str | None = Field(
+        default=None, pattern=_DNS_SUBDOMAIN, max_length=253,
+        description="A PersistentVolumeClaim mounted as the cache in every sampler and training pod, so a model is "
+                    "downloaded once (ReadWriteMany; ReadWriteOnce only if every pod runs on one node).",
+    )
+    size: Quantity = Field(
+        default="100Gi",
+        description="Without a claim: the sizeLimit of each pod's cache emptyDir (and of the fetched-model "
+                    "emptyDir), requested as ephemeral-storage so pods land on nodes whose disk fits the model.",
+    )
 
 
 class ModelSpec(_Model):
@@ -224,6 +262,9 @@ class ModelSpec(_Model):
     served_name: str = Field(default="reference", pattern=_DNS_LABEL, max_length=63)
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     trust_remote_code: bool = False
+    hf_token_secret: HFTokenSecretRef | None = Field(
+        default=None, description="Secret key with a Hugging Face token: HF_TOKEN in every pod that downloads.")
+    cache: ModelCacheSpec = Field(default_factory=ModelCacheSpec)
 
     @field_validator("source")
     @classmethod

@@ -15,6 +15,10 @@ from o1pruner.spec import PruningJobSpec
 #: How the sampler container starts the server (also what the CPU tier runs).
 VLLM_SERVER_MODULE = "vllm.entrypoints.openai.api_server"
 DEFAULT_PORT = 8000
+#: The sampler's probes (the Deployment and the local/CPU-tier servers agree): /v1/models lists
+#: the served model only once it is loaded, /health only says the process answers.
+READINESS_PATH = "/v1/models"
+LIVENESS_PATH = "/health"
 
 
 def _flag(name: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from o1pruner.spec import API_VERSION, KIND, PruningJobSpec
+from o1pruner.spec import API_VERSION, KIND, PruningJobSpec, parse_quantity
 
 LABEL_NAME = "app.kubernetes.io/name"
 LABEL_INSTANCE = "app.kubernetes.io/instance"
@@ -14,8 +14,13 @@ LABEL_COMPONENT = "app.kubernetes.io/component"
 LABEL_PART_OF = "app.kubernetes.io/part-of"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_JOB = "o1pruner.dev/job"
+#: Kueue's queue label: on a PruningJob it is copied to the Jobs and the training job, which are
+#: then created suspended and whose ``suspend`` the operator leaves to Kueue.
+LABEL_KUEUE_QUEUE = "kueue.x-k8s.io/queue-name"
 MANAGED_BY = "o1pruner-operator"
 
+#: /tmp of the pods that load models (sampler, training): a sized emptyDir.
+MODEL_POD_TMP_SIZE = "8Gi"
 CONFIG_DIR = "/etc/o1pruner"
 JOB_FILE = f"{CONFIG_DIR}/job.yaml"
 DEEPSPEED_FILE = f"{CONFIG_DIR}/deepspeed.json"
@@ -65,6 +70,8 @@ class JobContext:
     client_resources: dict[str, Any] = field(
         default_factory=lambda: {"requests": {"cpu": "2", "memory": "4Gi"}, "limits": {"memory": "8Gi"}}
     )
+    #: The PruningJob's ``kueue.x-k8s.io/queue-name`` label, if any (see LABEL_KUEUE_QUEUE).
+    queue_name: str | None = None
 
     @property
     def names(self) -> Names:
@@ -145,6 +152,21 @@ def container_security_context() -> dict[str, Any]:
     }
 
 
+def queued(ctx: JobContext, meta: dict[str, Any]) -> dict[str, Any]:
+    """``meta`` with Kueue's queue label when the job is queued (Jobs and the training job)."""
+    if ctx.queue_name:
+        meta["labels"] = {**meta.get("labels", {}), LABEL_KUEUE_QUEUE: ctx.queue_name}
+    return meta
+
+
+def hf_token_env(ctx: JobContext) -> list[dict[str, Any]]:
+    """HF_TOKEN from the Secret the spec names (gated models), never inline."""
+    ref = ctx.spec.model.hf_token_secret
+    if ref is None:
+        return []
+    return [{"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}]
+
+
 def s3_env(ctx: JobContext) -> list[dict[str, Any]]:
     """S3 settings; keys only as secretKeyRef (never inline, never in status or events)."""
     storage = ctx.spec.storage
@@ -176,7 +198,7 @@ def common_env(ctx: JobContext) -> list[dict[str, Any]]:
         {"name": "O1PRUNER_NAMESPACE", "value": ctx.namespace},
         {"name": "PYTHONUNBUFFERED", "value": "1"},
     ]
-    return env + s3_env(ctx)
+    return env + hf_token_env(ctx) + s3_env(ctx)
 
 
 def metrics_ports(ctx: JobContext) -> list[dict[str, Any]]:
@@ -203,6 +225,33 @@ def scratch_mounts() -> list[dict[str, Any]]:
     return [{"name": "tmp", "mountPath": "/tmp"}, {"name": "cache", "mountPath": "/cache"}]
 
 
+def model_cache_volume(ctx: JobContext) -> dict[str, Any]:
+    """``cache`` (HF_HOME and vLLM's caches): the spec's PersistentVolumeClaim, shared by every
+    sampler and training pod so a model is downloaded once, or a sized emptyDir per pod."""
+    cache = ctx.spec.model.cache
+    if cache.claim_name:
+        return {"name": "cache", "persistentVolumeClaim": {"claimName": cache.claim_name}}
+    return {"name": "cache", "emptyDir": {"sizeLimit": str(cache.size)}}
+
+
+def model_pod_volumes(ctx: JobContext) -> list[dict[str, Any]]:
+    """The scratch volumes of a pod that loads a model: a sized /tmp and the model cache."""
+    return [{"name": "tmp", "emptyDir": {"sizeLimit": MODEL_POD_TMP_SIZE}}, model_cache_volume(ctx)]
+
+
+def with_ephemeral_storage(resources: dict[str, Any], volumes: list[dict[str, Any]]) -> dict[str, Any]:
+    """``resources`` with an ``ephemeral-storage`` request for the disk-backed emptyDirs among
+    ``volumes`` (their sizeLimits), so the scheduler puts the pod on a node whose disk fits the
+    model; an explicit request in the spec wins."""
+    total = sum(parse_quantity(v["emptyDir"]["sizeLimit"]) for v in volumes
+                if "emptyDir" in v and v["emptyDir"].get("medium") != "Memory" and v["emptyDir"].get("sizeLimit"))
+    out = {k: dict(v) for k, v in resources.items()}
+    if total and "ephemeral-storage" not in out.get("requests", {}):
+        gib = total / (1024 ** 3)
+        out.setdefault("requests", {})["ephemeral-storage"] = f"{int(gib)}Gi" if gib == int(gib) else str(int(total))
+    return out
+
+
 def shm_volume(size: Any) -> dict[str, Any]:
     """/dev/shm as a memory emptyDir (NCCL and vLLM need more than the 64 MiB default)."""
     return {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": str(size)}}
@@ -213,10 +262,18 @@ def shm_mount() -> dict[str, Any]:
 
 
 def placement(pod_spec: dict[str, Any], spec_placement: Any) -> dict[str, Any]:
+    """Node selector, tolerations, affinity, RuntimeClass, PriorityClass and scheduler from the spec."""
     if spec_placement.node_selector:
         pod_spec["nodeSelector"] = dict(spec_placement.node_selector)
     if spec_placement.tolerations:
         pod_spec["tolerations"] = [t.to_wire() for t in spec_placement.tolerations]
+    if spec_placement.affinity:
+        pod_spec["affinity"] = dict(spec_placement.affinity)
+    for key, value in (("runtimeClassName", spec_placement.runtime_class_name),
+                       ("priorityClassName", spec_placement.priority_class_name),
+                       ("schedulerName", spec_placement.scheduler_name)):
+        if value:
+            pod_spec[key] = value
     return pod_spec
 
 

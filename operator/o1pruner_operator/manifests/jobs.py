@@ -6,12 +6,13 @@ from typing import Any
 
 from o1pruner_operator.manifests.common import (
     JOB_FILE, JobContext, common_env, config_mount, config_volume, container_security_context, metrics_ports,
-    metadata, pod_spec_base, scratch_mounts, scratch_volumes,
+    metadata, pod_spec_base, queued, scratch_mounts, scratch_volumes,
 )
 
 
 def _job(ctx: JobContext, name: str, component: str, command: list[str]) -> dict[str, Any]:
     meta = metadata(ctx, name, component)
+    pod_labels = dict(meta["labels"])  # no queue label on the pods: Kueue admits the Job, not its pods
     pod = pod_spec_base(ctx)
     pod.update({
         "restartPolicy": "Never",
@@ -34,11 +35,12 @@ def _job(ctx: JobContext, name: str, component: str, command: list[str]) -> dict
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": meta,
+        "metadata": queued(ctx, meta),
         "spec": {
             "backoffLimit": ctx.job_backoff_limit,
-            "suspend": bool(ctx.spec.suspend),
-            "template": {"metadata": {"labels": dict(meta["labels"])}, "spec": pod},
+            # queued (Kueue): created suspended, Kueue unsuspends it when admitted
+            "suspend": bool(ctx.spec.suspend) or bool(ctx.queue_name),
+            "template": {"metadata": {"labels": pod_labels}, "spec": pod},
         },
     }
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from o1pruner_operator.manifests.common import JobContext, metadata
+from o1pruner_operator.manifests.common import JobContext, metadata, queued
 from o1pruner_operator.manifests.trainer import trainer_pod
 
 CONTAINER_NAME = "pytorch"  # the training-operator looks for this container name
@@ -29,17 +29,23 @@ def pytorch_job(ctx: JobContext, *, suspend: bool = False) -> dict[str, Any]:
     specs = {"Master": _replica(ctx, 1, "Master")}
     if trainer.workers:
         specs["Worker"] = _replica(ctx, trainer.workers, "Worker")
+    run_policy: dict[str, Any] = {
+        "cleanPodPolicy": "None",
+        "backoffLimit": ctx.train_backoff_limit,
+        # queued (Kueue): created suspended, Kueue unsuspends it when admitted
+        "suspend": suspend or bool(ctx.queue_name),
+    }
+    if trainer.placement.scheduler_name:
+        # gang scheduling (Volcano / scheduler-plugins, with the training-operator's
+        # --gang-scheduler-name): all Master + Worker pods start together or not at all
+        run_policy["schedulingPolicy"] = {"minAvailable": 1 + trainer.workers}
     return {
         "apiVersion": "kubeflow.org/v1",
         "kind": "PyTorchJob",
-        "metadata": metadata(ctx, ctx.names.train, "train"),
+        "metadata": queued(ctx, metadata(ctx, ctx.names.train, "train")),
         "spec": {
             "nprocPerNode": str(trainer.nproc_per_node),
-            "runPolicy": {
-                "cleanPodPolicy": "None",
-                "backoffLimit": ctx.train_backoff_limit,
-                "suspend": suspend,
-            },
+            "runPolicy": run_policy,
             "pytorchReplicaSpecs": specs,
         },
     }

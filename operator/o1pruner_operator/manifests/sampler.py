@@ -9,12 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from o1pruner.spec import EMBEDDED_PREFIX
-from o1pruner.vllm_args import VLLM_SERVER_MODULE, vllm_server_args
+from o1pruner.vllm_args import LIVENESS_PATH, READINESS_PATH, VLLM_SERVER_MODULE, vllm_server_args
 
 from o1pruner_operator.manifests.common import (
     LABEL_JOB, SAMPLER_PORT, JobContext, common_env, config_mount, config_volume, container_security_context,
-    metadata, placement, pod_spec_base, scratch_mounts, scratch_volumes, selector_labels,
-    shm_mount, shm_volume,
+    hf_token_env, metadata, model_pod_volumes, placement, pod_spec_base, scratch_mounts, selector_labels,
+    shm_mount, shm_volume, with_ephemeral_storage,
 )
 
 MODEL_DIR = "/models"
@@ -43,22 +43,22 @@ def sampler_deployment(ctx: JobContext, role: str, *, replicas: int | None = Non
     source = model_source(ctx, role)
     served_name = ctx.spec.model.served_name if role == "reference" else f"{ctx.spec.model.served_name}-pruned"
     init: list[dict[str, Any]] = []
-    volumes = [shm_volume(sampler.shm_size), *scratch_volumes(), config_volume(ctx)]
+    volumes = [shm_volume(sampler.shm_size), *model_pod_volumes(ctx), config_volume(ctx)]
     mounts = [shm_mount(), *scratch_mounts()]
     if source.startswith(("s3://", EMBEDDED_PREFIX)):
         # vLLM reads neither s3:// nor embedded: models; an init container (trainer image,
         # `o1pruner fetch-model`) materialises them as a model directory.
         local = f"{MODEL_DIR}/{role}"
+        volumes.append({"name": "models", "emptyDir": {"sizeLimit": str(ctx.spec.model.cache.size)}})
         init.append({
             "name": "fetch-model",
             "image": ctx.spec.training.trainer.image,
             "command": ["o1pruner", "fetch-model", source, local],
             "env": common_env(ctx),
             "volumeMounts": [{"name": "models", "mountPath": MODEL_DIR}, *scratch_mounts(), config_mount()],
-            "resources": ctx.client_resources,
+            "resources": with_ephemeral_storage(ctx.client_resources, volumes),
             "securityContext": container_security_context(),
         })
-        volumes.append({"name": "models", "emptyDir": {}})
         mounts.append({"name": "models", "mountPath": MODEL_DIR, "readOnly": True})
         model_arg = local
     else:
@@ -73,6 +73,7 @@ def sampler_deployment(ctx: JobContext, role: str, *, replicas: int | None = Non
         {"name": "HF_HOME", "value": "/cache/hf"},
         {"name": "VLLM_CACHE_ROOT", "value": "/cache/vllm"},
         {"name": "XDG_CACHE_HOME", "value": "/cache"},
+        *hf_token_env(ctx),
     ]  # no S3 credentials: only the fetch-model init container reads S3
     startup_failures = max(1, ctx.startup_probe_seconds // 10)
     container = {
@@ -82,13 +83,14 @@ def sampler_deployment(ctx: JobContext, role: str, *, replicas: int | None = Non
         "args": args,
         "ports": [{"name": "http", "containerPort": SAMPLER_PORT, "protocol": "TCP"}],
         "env": env,
-        "resources": sampler.resources.to_wire(),
+        "resources": with_ephemeral_storage(sampler.resources.to_wire(), volumes),
         "volumeMounts": mounts,
-        # Model loading (and the download) can take long: the startup probe allows it,
-        # then liveness restarts a hung server and readiness gates the Service.
-        "startupProbe": _probe("/health", 10, startup_failures),
-        "readinessProbe": _probe("/health", 10, 3),
-        "livenessProbe": _probe("/health", 30, 3, timeout=10),
+        # Model loading (and the download) can take long: the startup probe allows it, then
+        # liveness (/health) restarts a hung server and readiness gates the Service on
+        # /v1/models, which answers only once the model is loaded and served (as llm-d does).
+        "startupProbe": _probe(READINESS_PATH, 10, startup_failures),
+        "readinessProbe": _probe(READINESS_PATH, 10, 3),
+        "livenessProbe": _probe(LIVENESS_PATH, 30, 3, timeout=10),
         "securityContext": container_security_context(),
     }
     pod = pod_spec_base(ctx)

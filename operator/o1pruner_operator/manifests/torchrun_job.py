@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from o1pruner_operator.manifests.common import JobContext, metadata, selector_labels
+from o1pruner_operator.manifests.common import JobContext, metadata, queued, selector_labels
 from o1pruner_operator.manifests.trainer import num_nodes, trainer_pod
 
 CONTAINER_NAME = "trainer"
@@ -68,7 +68,7 @@ def torchrun_job(ctx: JobContext, *, suspend: bool = False) -> dict[str, Any]:
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": metadata(ctx, ctx.names.train, "train"),
+        "metadata": queued(ctx, metadata(ctx, ctx.names.train, "train")),
         "spec": {
             "completionMode": "Indexed",
             "completions": nodes,
@@ -78,7 +78,7 @@ def torchrun_job(ctx: JobContext, *, suspend: bool = False) -> dict[str, Any]:
             "podFailurePolicy": {"rules": [
                 {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
             ]},
-            "suspend": suspend,
+            "suspend": suspend or bool(ctx.queue_name),  # queued: Kueue unsuspends on admission
             "template": {"metadata": {"labels": labels}, "spec": pod},
         },
     }

@@ -12,7 +12,8 @@ from typing import Any
 
 from o1pruner_operator.manifests.common import (
     DEEPSPEED_FILE, JOB_FILE, JobContext, common_env, config_mount, config_volume, container_security_context,
-    metrics_ports, placement, pod_spec_base, scratch_mounts, scratch_volumes, shm_mount, shm_volume,
+    metrics_ports, model_pod_volumes, placement, pod_spec_base, scratch_mounts, shm_mount, shm_volume,
+    with_ephemeral_storage,
 )
 
 TRAIN_COMMAND = ["torchrun", "--no-python", "o1pruner", "train", JOB_FILE]
@@ -36,7 +37,8 @@ def trainer_container(ctx: JobContext, name: str, *, serves_metrics: bool) -> di
         "image": trainer.image,
         "command": list(TRAIN_COMMAND),
         "env": trainer_env(ctx),
-        "resources": trainer.resources.to_wire(),
+        # the model cache and /tmp emptyDirs, requested as ephemeral-storage (see model_pod_volumes)
+        "resources": with_ephemeral_storage(trainer.resources.to_wire(), model_pod_volumes(ctx)),
         # Global rank 0 publishes the trainer's metrics; other nodes serve none.
         "ports": metrics_ports(ctx) if serves_metrics else [],
         "volumeMounts": [config_mount(), shm_mount(), *scratch_mounts()],
@@ -45,7 +47,7 @@ def trainer_container(ctx: JobContext, name: str, *, serves_metrics: bool) -> di
 
 
 def trainer_volumes(ctx: JobContext) -> list[dict[str, Any]]:
-    return [config_volume(ctx), shm_volume(ctx.spec.training.trainer.shm_size), *scratch_volumes()]
+    return [config_volume(ctx), shm_volume(ctx.spec.training.trainer.shm_size), *model_pod_volumes(ctx)]
 
 
 def trainer_pod(ctx: JobContext, container_name: str, *, serves_metrics: bool) -> dict[str, Any]:

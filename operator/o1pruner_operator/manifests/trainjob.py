@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from o1pruner_operator.manifests.common import JobContext, metadata
+from o1pruner_operator.manifests.common import JobContext, metadata, queued
 from o1pruner_operator.manifests.trainer import num_nodes, trainer_pod
 
 GROUP = "trainer.kubeflow.org"
@@ -54,17 +54,29 @@ def runtime_patch(ctx: JobContext) -> dict[str, Any]:
     }
 
 
+#: Placement fields a v2.3 runtime patch cannot set: they belong in the ClusterTrainingRuntime.
+RUNTIME_ONLY_POD_FIELDS = {"runtimeClassName": "runtimeClassName", "priorityClassName": "priorityClassName",
+                           "schedulerName": "schedulerName"}
+
+
 def train_job(ctx: JobContext, *, runtime: str = DEFAULT_RUNTIME, suspend: bool = False) -> dict[str, Any]:
     trainer = ctx.spec.training.trainer
+    pod = trainer_pod(ctx, TRAINER_CONTAINER, serves_metrics=False)
+    unsupported = sorted(field for field in RUNTIME_ONLY_POD_FIELDS if field in pod)
+    if unsupported:
+        raise ValueError(
+            f"spec.training.trainer.placement.{unsupported[0]}: a TrainJob (Trainer v2.3) cannot set "
+            f"{', '.join(unsupported)}; set it in the ClusterTrainingRuntime {runtime!r} or use "
+            "spec.training.backend pytorchjob or job")
     container = trainer_pod(ctx, TRAINER_CONTAINER, serves_metrics=False)["containers"][0]
     from_container = {dst: container[src] for src, dst in TRAINER_FIELDS.items()}
     return {
         "apiVersion": API_VERSION,
         "kind": "TrainJob",
-        "metadata": metadata(ctx, ctx.names.train, "train"),
+        "metadata": queued(ctx, metadata(ctx, ctx.names.train, "train")),
         "spec": {
             "runtimeRef": {"apiGroup": GROUP, "kind": "ClusterTrainingRuntime", "name": runtime},
-            "suspend": suspend,
+            "suspend": suspend or bool(ctx.queue_name),  # queued: Kueue unsuspends on admission
             "trainer": {**from_container, "numNodes": num_nodes(ctx), "numProcPerNode": trainer.nproc_per_node},
             "runtimePatches": [runtime_patch(ctx)],
         },
