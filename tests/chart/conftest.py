@@ -143,110 +143,27 @@ def install():
 
 
 # --------------------------------------------------------------------------- Prometheus tier
-def free_port() -> int:
-    import socket
+# The stack itself lives in scripts/promstack.py (scripts/dashboards_from_run.py starts it too).
+sys.path.insert(0, str(ROOT / "scripts"))
+from promstack import PromStack, PromStackUnavailable, free_port, stop_prom_stack  # noqa: E402
+from promstack import start_prom_stack as _start_prom_stack  # noqa: E402
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None) -> None:
-    import time
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode} before {url} answered")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except Exception as exc:  # noqa: BLE001 - connection refused while starting
-            last = exc
-        time.sleep(0.2)
-    raise TimeoutError(f"{url} did not answer within {timeout} s: {last}")
+__all__ = ["PromStack", "dashboards_script", "free_port", "start_prom_stack", "stop_prom_stack"]
 
 
-@dataclass
-class PromStack:
-    """Debian's prometheus + prometheus-pushgateway on loopback, with a generated config."""
+def dashboards_script():
+    """scripts/dashboards_from_run.py as a module (the dashboards' panels, queries and drawing)."""
+    import importlib.util
 
-    prometheus_url: str
-    pushgateway_url: str
-    config_path: Path
-    procs: list[subprocess.Popen]
-
-    def query(self, expr: str, at: float | None = None) -> list[dict]:
-        import urllib.parse
-        import urllib.request
-
-        params = {"query": expr}
-        if at is not None:
-            params["time"] = f"{at:.3f}"
-        url = f"{self.prometheus_url}/api/v1/query?{urllib.parse.urlencode(params)}"
-        with urllib.request.urlopen(url, timeout=10) as resp:
-            body = json.load(resp)
-        assert body["status"] == "success", body
-        return body["data"]["result"]
-
-    def reload(self) -> None:
-        import signal
-
-        self.procs[0].send_signal(signal.SIGHUP)
+    spec = importlib.util.spec_from_file_location("dashboards_from_run", ROOT / "scripts" / "dashboards_from_run.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def start_prom_stack(tmp: Path, scrape_configs: list[dict], rule_files: list[str] | None = None) -> PromStack:
-    """Start pushgateway and prometheus (scrape interval 1 s); the caller must call stop_prom_stack."""
-    import shutil
-
-    for binary in ("prometheus", "prometheus-pushgateway"):
-        if shutil.which(binary) is None:
-            pytest.skip(f"{binary} is not installed (scripts/install-prometheus.sh)")
-    pg_port, prom_port = free_port(), free_port()
-    procs: list[subprocess.Popen] = []
-    log_pg = open(tmp / "pushgateway.log", "wb")
-    procs.append(subprocess.Popen(
-        # Debian's build persists to /var/lib/prometheus by default: keep state in the temp dir.
-        ["prometheus-pushgateway", f"--web.listen-address=127.0.0.1:{pg_port}",
-         f"--persistence.file={tmp / 'pushgateway.data'}"],
-        stdout=log_pg, stderr=subprocess.STDOUT, start_new_session=True))
-    config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "900ms"},
-        "rule_files": rule_files or [],
-        "scrape_configs": [
-            {"job_name": "pushgateway", "honor_labels": True,
-             "static_configs": [{"targets": [f"127.0.0.1:{pg_port}"]}]},
-            *scrape_configs,
-        ],
-    }
-    config_path = tmp / "prometheus.yml"
-    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-    (tmp / "tsdb").mkdir(exist_ok=True)
-    log_prom = open(tmp / "prometheus.log", "wb")
-    procs.insert(0, subprocess.Popen(
-        ["prometheus", f"--config.file={config_path}", f"--storage.tsdb.path={tmp / 'tsdb'}",
-         f"--web.listen-address=127.0.0.1:{prom_port}", "--storage.tsdb.retention.time=1h"],
-        stdout=log_prom, stderr=subprocess.STDOUT, start_new_session=True))
-    stack = PromStack(f"http://127.0.0.1:{prom_port}", f"http://127.0.0.1:{pg_port}", config_path, procs)
+    """:func:`promstack.start_prom_stack`, skipping the test when a binary is not installed."""
     try:
-        _wait_http(f"{stack.pushgateway_url}/-/ready", 30, procs[1])
-        _wait_http(f"{stack.prometheus_url}/-/ready", 60, procs[0])
-    except Exception:
-        stop_prom_stack(stack)
-        raise
-    return stack
-
-
-def stop_prom_stack(stack: PromStack) -> None:
-    for proc in stack.procs:
-        if proc.poll() is None:
-            proc.terminate()
-    for proc in stack.procs:
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        return _start_prom_stack(tmp, scrape_configs, rule_files)
+    except PromStackUnavailable as exc:
+        pytest.skip(str(exc))
