@@ -292,7 +292,7 @@ def render(data: dict, out: Path) -> Path:
         ax.grid(True, linewidth=0.5)
         ax.set_axisbelow(True)
         if panel.get("note"):
-            ax.text(0.5, 0.5, "no data:\n" + _wrap(panel["note"], 48), ha="center", va="center", fontsize=7,
+            ax.text(0.5, 0.5, "no data:\n" + _wrap(panel["note"], 40), ha="center", va="center", fontsize=7,
                     color="#9fa7b3", transform=ax.transAxes)
             ax.set_xticks([])
             ax.set_yticks([])
@@ -346,7 +346,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.render_only:
         print(render(json.loads(sidecar.read_text()), args.out))
         return 0
-    job = yaml.safe_load(Path(args.job).read_text())
+    job_path = Path(args.job) if Path(args.job).exists() else ROOT / args.job
+    job = yaml.safe_load(job_path.read_text())
     with tempfile.TemporaryDirectory(prefix="o1pruner-dashboards-") as tmp:
         work = args.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
