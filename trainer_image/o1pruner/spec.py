@@ -48,6 +48,9 @@ SHORT_NAMES = ["pj", "prune"]
 #: Model sources the embedded registry resolves without a hub (see :mod:`o1pruner.models`).
 EMBEDDED_PREFIX = "embedded:"
 BUILTIN_ARITHMETIC = "builtin:arithmetic"
+#: The long-thought testbed's problems (:mod:`o1pruner.testbed`), for ``embedded:longthought-arith``.
+BUILTIN_LONGTHOUGHT = "builtin:longthought"
+BUILTIN_DATASETS = (BUILTIN_ARITHMETIC, BUILTIN_LONGTHOUGHT)
 
 _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 _QUANTITY = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|[numkMGTPE]|[KMGTPE]i)?$"
@@ -282,7 +285,8 @@ class ModelSpec(_Model):
 
 
 class GeneratorSpec(_Model):
-    """Parameters of the built-in arithmetic word-problem generator (``builtin:arithmetic``)."""
+    """Parameters of a built-in generator: ``builtin:arithmetic`` (steps = operations of a word
+    problem) or ``builtin:longthought`` (steps = operations of a testbed chain)."""
 
     count: int = Field(default=64, ge=1, le=1_000_000)
     seed: int = Field(default=0, ge=0)
@@ -327,7 +331,7 @@ class DatasetSpec(_Model):
 
     name: str = Field(pattern=_DNS_LABEL, max_length=63)
     source: str = Field(
-        min_length=1, description="Local JSONL path, s3:// URI of a JSONL object, or builtin:arithmetic."
+        min_length=1, description="Local JSONL path, s3:// URI of a JSONL object, builtin:arithmetic or builtin:longthought."
     )
     limit: int | None = Field(default=None, ge=1, description="Use only the first N problems.")
     generator: GeneratorSpec | None = None
@@ -339,16 +343,16 @@ class DatasetSpec(_Model):
         if v.startswith("s3://"):
             _check_s3_uri(v)
         elif v.startswith("builtin:"):
-            if v != BUILTIN_ARITHMETIC:
-                raise ValueError(f"unknown built-in dataset {v!r} (known: {BUILTIN_ARITHMETIC})")
+            if v not in BUILTIN_DATASETS:
+                raise ValueError(f"unknown built-in dataset {v!r} (known: {', '.join(BUILTIN_DATASETS)})")
         elif "://" in v:
-            raise ValueError(f"{v!r}: datasets are local paths, s3:// URIs or {BUILTIN_ARITHMETIC}")
+            raise ValueError(f"{v!r}: datasets are local paths, s3:// URIs or {' / '.join(BUILTIN_DATASETS)}")
         return v
 
     @model_validator(mode="after")
     def _generator_only_for_builtin(self) -> DatasetSpec:
-        if self.generator is not None and self.source != BUILTIN_ARITHMETIC:
-            raise ValueError(f"generator is only valid with source {BUILTIN_ARITHMETIC}")
+        if self.generator is not None and self.source not in BUILTIN_DATASETS:
+            raise ValueError(f"generator is only valid with a built-in source ({', '.join(BUILTIN_DATASETS)})")
         return self
 
 

@@ -1,0 +1,129 @@
+"""The long-thought testbed's task, traces, tokenizer and recipe (pure, fast)."""
+
+from __future__ import annotations
+
+import random
+import statistics
+from dataclasses import replace
+
+import pytest
+
+from o1pruner.data import generate_longthought, load_dataset
+from o1pruner.grading import grade
+from o1pruner.spec import DatasetSpec
+from o1pruner.testbed.build import TESTBED_RECIPES, Recipe, lr_at
+from o1pruner.testbed.traces import (
+    TaskSpec, TraceStyle, make_problems, minimal_length, minimal_trace, sample_trace, trace_answer,
+)
+
+TASK = TaskSpec()
+PROBLEMS = make_problems(300, 7)
+
+
+def test_problems_stay_in_range_and_cycle_difficulty():
+    for i, p in enumerate(PROBLEMS):
+        assert len(p.ops) == TASK.min_ops + i % (TASK.max_ops - TASK.min_ops + 1)
+        assert 1 <= p.start <= TASK.max_value
+        assert all(0 <= v <= TASK.max_value for v in p.values)
+        assert all(1 <= b <= TASK.max_operand for _, b in p.ops)
+    assert make_problems(50, 7) == PROBLEMS[:50]
+    assert make_problems(50, 8) != PROBLEMS[:50]
+
+
+def test_minimal_trace_is_correct_and_l_min_counts_eos():
+    for p in PROBLEMS:
+        text = minimal_trace(p)
+        assert trace_answer(text) == p.answer
+        assert minimal_length(p) == len(text.split()) + 1
+        assert grade(text, str(p.answer)).correct
+
+
+def test_without_errors_every_trace_is_correct_and_at_least_minimal():
+    style = replace(TraceStyle(), error_rate=0.0, p_guess=0.0)
+    rng = random.Random(0)
+    for p in PROBLEMS:
+        text = sample_trace(p, rng, style)
+        assert trace_answer(text) == p.answer
+        assert len(text.split()) + 1 >= minimal_length(p)
+
+
+def test_uncaught_errors_reach_the_answer_and_checks_catch_them():
+    rng = random.Random(1)
+    blind = TraceStyle(p_restate=0, p_check=0, p_recompute=0, p_again=0, p_guess=0, error_rate=1.0)
+    # every step goes wrong and nothing checks: right only where later errors cancel earlier ones
+    blind_texts = [sample_trace(p, rng, blind) for p in PROBLEMS]
+    assert statistics.mean(trace_answer(t) == p.answer for t, p in zip(blind_texts, PROBLEMS)) < 0.15
+    one_step = [replace(p, ops=p.ops[:1], values=p.values[:1]) for p in PROBLEMS]
+    assert all(trace_answer(sample_trace(p, rng, blind)) != p.answer for p in one_step)
+    for useful in ("p_check", "p_recompute", "p_again"):
+        style = replace(blind, **{useful: 1.0})
+        texts = [sample_trace(p, rng, style) for p in PROBLEMS]
+        assert all(trace_answer(t) == p.answer for t, p in zip(texts, PROBLEMS)), useful
+    caught = sample_trace(PROBLEMS[0], rng, replace(blind, p_check=1.0))
+    assert " wrong ; fix " in caught
+
+
+def test_guess_is_a_short_cut_shorter_than_minimal_and_usually_wrong():
+    rng = random.Random(2)
+    style = replace(TraceStyle(), p_guess=1.0)
+    texts = [sample_trace(p, rng, style) for p in PROBLEMS]
+    assert all(t.startswith("guess ") for t in texts)
+    assert all(len(t.split()) + 1 < minimal_length(p) for t, p in zip(texts, PROBLEMS))
+    accuracy = statistics.mean(trace_answer(t) == p.answer for t, p in zip(texts, PROBLEMS))
+    assert accuracy < 0.2
+    assert all((trace_answer(t) == p.answer) == (p.answer % 10 == 0) for t, p in zip(texts, PROBLEMS) if p.answer <= 94)
+
+
+def test_reference_style_is_long_and_varies_within_a_problem():
+    rng = random.Random(3)
+    p = PROBLEMS[2]
+    lengths = [len(sample_trace(p, rng).split()) + 1 for _ in range(200)]
+    assert statistics.mean(lengths) >= 2.5 * minimal_length(p)
+    assert max(lengths) - min(lengths) >= 2 * minimal_length(p)
+
+
+def test_tokenizer_round_trips_and_counts_one_token_per_word():
+    from o1pruner.testbed.vocab import build_tokenizer
+
+    tok = build_tokenizer(TASK)
+    rng = random.Random(4)
+    error_prone = replace(TraceStyle(), error_rate=0.5)  # wrong values may leave [0, max_value]
+    for p in PROBLEMS:
+        text = sample_trace(p, rng, error_prone)
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        assert len(ids) == len(text.split())
+        assert tok.unk_token_id not in ids
+        assert tok.decode(ids) == text
+    prompt = tok.apply_chat_template([{"role": "system", "content": "Be brief."}, {"role": "user", "content": p.text}],
+                                     tokenize=False, add_generation_prompt=True)
+    assert prompt == f"<s><|user|> {p.text} <|assistant|>"
+
+
+def test_recipe_digest_names_every_setting():
+    base = Recipe()
+    assert base.digest() == Recipe().digest()
+    variants = [replace(base, steps=base.steps + 1), replace(base, seed=base.seed + 1),
+                replace(base, style=replace(base.style, p_check=0.5)),
+                replace(base, task=replace(base.task, max_operand=9))]
+    assert len({base.digest(), *(v.digest() for v in variants)}) == 1 + len(variants)
+    assert "longthought-arith" in TESTBED_RECIPES
+
+
+def test_learning_rate_warms_up_then_decays():
+    r = Recipe()
+    lrs = [lr_at(s, r) for s in range(r.steps)]
+    assert lrs[0] < lrs[r.warmup_steps - 1] == pytest.approx(r.learning_rate)
+    assert lrs[-1] == pytest.approx(0.1 * r.learning_rate, rel=0.05)
+    assert all(a >= b for a, b in zip(lrs[r.warmup_steps:], lrs[r.warmup_steps + 1:]))
+
+
+def test_builtin_longthought_dataset_carries_l_min():
+    ds = DatasetSpec.model_validate({"name": "lt", "source": "builtin:longthought",
+                                      "generator": {"count": 9, "seed": 5, "minSteps": 2, "maxSteps": 4}})
+    problems = load_dataset(ds).problems
+    assert [p.difficulty for p in problems] == [2, 3, 4] * 3
+    assert problems == generate_longthought(9, 5, 2, 4, name="lt")
+    chains = make_problems(9, 5)
+    for p, chain in zip(problems, chains):
+        assert p.problem == chain.text and p.answer == str(chain.answer)
+        assert p.meta["l_min"] == minimal_length(chain)

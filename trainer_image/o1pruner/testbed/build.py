@@ -1,0 +1,192 @@
+"""Train the testbed's reference model from scratch and save it as a Hugging Face model.
+
+The model is a small Llama (``LlamaForCausalLM``) trained with next-token cross-entropy on the
+answer tokens of traces drawn from :func:`o1pruner.testbed.traces.sample_trace` (prompt tokens
+masked), fresh data every step, AdamW with linear warm-up and cosine decay. Everything follows
+from the :class:`Recipe`: the same recipe on the same torch build and thread count gives the
+same weights, and the cache directory is named by a hash of the recipe, so changing any
+setting builds a new model instead of reusing a stale one.
+
+The directory holds ``config.json``, ``generation_config.json``, ``model.safetensors``, the
+tokenizer with its chat template and ``testbed.json`` (the recipe and the build's own figures).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from o1pruner.testbed.traces import TaskSpec, TraceStyle, make_problem, recipe_dict, sample_trace
+
+log = logging.getLogger(__name__)
+
+COMPLETE_MARKER = ".o1pruner-complete"
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    hidden_size: int = 256
+    intermediate_size: int = 768
+    num_hidden_layers: int = 4
+    num_attention_heads: int = 4
+    max_position_embeddings: int = 512
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything that determines the built model."""
+
+    task: TaskSpec = field(default_factory=TaskSpec)
+    style: TraceStyle = field(default_factory=TraceStyle)
+    shape: ModelShape = field(default_factory=ModelShape)
+    steps: int = 600
+    batch_size: int = 48
+    learning_rate: float = 3e-3
+    warmup_steps: int = 30
+    weight_decay: float = 0.01
+    seed: int = 1234
+
+    def to_dict(self) -> dict:
+        return {**recipe_dict(self.task, self.style), "shape": asdict(self.shape), "steps": self.steps,
+                "batch_size": self.batch_size, "learning_rate": self.learning_rate,
+                "warmup_steps": self.warmup_steps, "weight_decay": self.weight_decay, "seed": self.seed}
+
+    def digest(self) -> str:
+        """A short hash of the recipe and the builder's format version (the cache key)."""
+        blob = json.dumps({"format": 1, **self.to_dict()}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+#: The built-in testbed models (``model.source: embedded:<name>``).
+TESTBED_RECIPES: dict[str, Recipe] = {"longthought-arith": Recipe()}
+
+
+def lr_at(step: int, recipe: Recipe) -> float:
+    """Linear warm-up to ``learning_rate``, then cosine decay to 10 % of it."""
+    if step < recipe.warmup_steps:
+        return recipe.learning_rate * (step + 1) / recipe.warmup_steps
+    progress = (step - recipe.warmup_steps) / max(1, recipe.steps - recipe.warmup_steps)
+    return recipe.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def _batch(rng: random.Random, tok, recipe: Recipe):
+    """A padded batch of (prompt + trace + EOS) with the prompt and padding masked out."""
+    import torch
+
+    rows, labels = [], []
+    for _ in range(recipe.batch_size):
+        p = make_problem(rng, rng.randint(recipe.task.min_ops, recipe.task.max_ops), recipe.task)
+        prompt = tok.apply_chat_template([{"role": "user", "content": p.text}], add_generation_prompt=True,
+                                         tokenize=False)
+        prompt_ids = tok(prompt, add_special_tokens=False)["input_ids"]
+        answer_ids = tok(sample_trace(p, rng, recipe.style, recipe.task), add_special_tokens=False)["input_ids"]
+        ids = prompt_ids + answer_ids + [tok.eos_token_id]
+        rows.append(ids)
+        labels.append([-100] * len(prompt_ids) + answer_ids + [tok.eos_token_id])
+    width = max(map(len, rows))
+    input_ids = torch.full((len(rows), width), tok.pad_token_id)
+    label_t = torch.full((len(rows), width), -100)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, (r, lab) in enumerate(zip(rows, labels)):
+        input_ids[i, : len(r)] = torch.tensor(r)
+        label_t[i, : len(r)] = torch.tensor(lab)
+        mask[i, : len(r)] = 1
+    return input_ids, mask, label_t
+
+
+def train_model(recipe: Recipe, progress: bool = True):
+    """Train the reference model; returns ``(model, tokenizer, figures)``."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from o1pruner.testbed.vocab import build_tokenizer
+
+    tok = build_tokenizer(recipe.task, recipe.style)
+    torch.manual_seed(recipe.seed)
+    rng = random.Random(recipe.seed)
+    config = LlamaConfig(
+        vocab_size=len(tok), **asdict(recipe.shape), num_key_value_heads=recipe.shape.num_attention_heads,
+        tie_word_embeddings=True, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id, rope_theta=10000.0,
+    )
+    model = LlamaForCausalLM(config)
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": recipe.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=recipe.learning_rate, betas=(0.9, 0.98))
+    model.train()
+    started, tokens, loss_value = time.monotonic(), 0, float("nan")
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=recipe.steps, desc="build testbed model", unit="step")
+    for step in range(recipe.steps):
+        input_ids, mask, labels = _batch(rng, tok, recipe)
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, recipe)
+        loss = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        tokens += int(mask.sum())
+        loss_value = float(loss)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_value:.3f}")
+    if bar is not None:
+        bar.close()
+    seconds = time.monotonic() - started
+    figures = {"final_loss": round(loss_value, 4), "train_tokens": tokens, "train_seconds": round(seconds, 1),
+               "parameters": sum(p.numel() for p in model.parameters()), "torch_threads": torch.get_num_threads()}
+    model.generation_config.eos_token_id = tok.eos_token_id
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.generation_config.bos_token_id = tok.bos_token_id
+    return model, tok, figures
+
+
+def build(dest: Path, recipe: Recipe, progress: bool = True) -> Path:
+    """Train and save the model at ``dest`` atomically (a temporary directory, then a rename)."""
+    from safetensors.torch import save_file
+
+    model, tok, figures = train_model(recipe, progress=progress)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=dest.name + ".", dir=dest.parent))
+    try:
+        state = {k: v.contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}
+        save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        model.config.save_pretrained(str(tmp))
+        model.generation_config.save_pretrained(str(tmp))
+        tok.save_pretrained(str(tmp))
+        (tmp / "testbed.json").write_text(json.dumps({"recipe": recipe.to_dict(), "digest": recipe.digest(),
+                                                      "build": figures}, indent=2) + "\n")
+        (tmp / COMPLETE_MARKER).write_text("ok\n")
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    log.info("built testbed model in %s (%s)", dest, figures)
+    return dest
+
+
+def ensure_built(name: str, root: Path, progress: bool = True) -> Path:
+    """The cached directory of testbed model ``name`` under ``root``, built on first use."""
+    if name not in TESTBED_RECIPES:
+        raise ValueError(f"unknown testbed model {name!r}; known: {sorted(TESTBED_RECIPES)}")
+    recipe = TESTBED_RECIPES[name]
+    dest = root / f"{name}-{recipe.digest()}"
+    if (dest / COMPLETE_MARKER).exists():
+        return dest
+    return build(dest, recipe, progress=progress)

@@ -1,0 +1,187 @@
+r"""Problems and long-thought reasoning traces of the testbed (pure, seeded, no torch).
+
+A problem is a chain of additions and subtractions over small numbers, ``12 + 7 - 5 + 9``,
+whose difficulty is its number of operations. A *trace* solves it one step per operation,
+``12 + 7 = 19 ;``, and ends with ``answer \boxed{ 23 }``. Tokens are separated by single
+spaces and every number is one token, so a trace's token length is ``len(text.split())``.
+
+The behaviour the reference model imitates adds redundancy of the kinds the O1-Pruner paper
+(arXiv 2501.12570, Sec. 1) describes in long-thought models, each drawn independently per
+trace so the K samples of one problem differ widely in length:
+
+- restating the problem first (``restate 12 + 7 - 5 + 9 ;``);
+- re-verifying a step already done by its inverse (``check 19 - 7 = 12 ok ;``);
+- "wait, let me recompute" (``wait 12 + 7 = 19 ;``);
+- solving again from the start (``again 12 + 7 = 19 ; … ; same ;``).
+
+Some of it is useful. A step goes wrong with probability ``error_rate``; a check or a recompute
+right after it catches the error (``check 20 - 7 = 13 wrong ; fix 12 + 7 = 19 ;``), and a
+second solve that disagrees replaces the answer (``… ; differ ;``). An error nothing catches
+reaches the final answer. There is also a short-cut, a guess (``guess 12 + 7 - 5 + 9 ≈ 20 ;
+answer \boxed{ 20 }``, the answer rounded to a multiple of ten), shorter than the minimal
+trace and usually wrong: pruning length alone (λ = 0) has an accuracy cost to avoid.
+
+The *minimal trace* (no redundancy, no error) of every problem is known; its length plus the
+end-of-sequence token, :func:`minimal_length`, is L_min, the lower bound against which the
+share of the redundancy gap a pruned model closes is measured.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass, field
+
+#: Words of the trace language besides numbers (the tokenizer's vocabulary is built from these).
+WORDS = ("+", "-", "=", ";", "≈", "restate", "check", "ok", "wrong", "fix", "wait", "again",
+         "same", "differ", "guess", "answer", "\\boxed{", "}")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """The problem family: values stay in ``[0, max_value]``, operands in ``[1, max_operand]``."""
+
+    max_value: int = 99
+    max_operand: int = 19
+    min_ops: int = 2
+    max_ops: int = 4
+
+
+@dataclass(frozen=True)
+class TraceStyle:
+    """How the reference model reasons: the probability of each kind of redundancy.
+
+    Probabilities above 0.5 make the redundant choice the most likely one at its decision
+    point, so greedy decoding of the reference model writes it (a long greedy answer) while
+    sampled answers include each part only some of the time (lengths vary within a problem).
+    """
+
+    p_restate: float = 0.6
+    p_check: float = 0.65
+    p_recompute: float = 0.6
+    p_again: float = 0.6
+    p_guess: float = 0.08
+    error_rate: float = 0.1
+    max_error: int = 3
+
+
+@dataclass(frozen=True)
+class Problem:
+    start: int
+    ops: tuple[tuple[str, int], ...]
+    values: tuple[int, ...] = field(compare=False)  # running value after each operation
+
+    @property
+    def answer(self) -> int:
+        return self.values[-1]
+
+    @property
+    def text(self) -> str:
+        return " ".join([str(self.start), *(f"{op} {b}" for op, b in self.ops)])
+
+    def to_meta(self) -> dict:
+        return {"start": self.start, "ops": [list(o) for o in self.ops], "l_min": minimal_length(self)}
+
+
+def apply(x: int, op: str, b: int) -> int:
+    return x + b if op == "+" else x - b
+
+
+def make_problem(rng: random.Random, n_ops: int, task: TaskSpec = TaskSpec()) -> Problem:
+    """A random chain of ``n_ops`` operations whose running value stays in range."""
+    start = rng.randint(1, task.max_value)
+    x, ops, values = start, [], []
+    for _ in range(n_ops):
+        b = rng.randint(1, task.max_operand)
+        can_add, can_sub = x + b <= task.max_value, x - b >= 0
+        op = rng.choice(["+", "-"]) if can_add and can_sub else ("+" if can_add else "-")
+        x = apply(x, op, b)
+        ops.append((op, b))
+        values.append(x)
+    return Problem(start, tuple(ops), tuple(values))
+
+
+def make_problems(count: int, seed: int, task: TaskSpec = TaskSpec()) -> list[Problem]:
+    """``count`` seeded problems; difficulties cycle ``min_ops..max_ops`` so any prefix is balanced."""
+    rng = random.Random(seed)
+    span = task.max_ops - task.min_ops + 1
+    return [make_problem(rng, task.min_ops + i % span, task) for i in range(count)]
+
+
+def _step(x: int, op: str, b: int, y: int) -> list[str]:
+    return [str(x), op, str(b), "=", str(y), ";"]
+
+
+def _answer(value: int) -> list[str]:
+    return ["answer", "\\boxed{", str(value), "}"]
+
+
+def minimal_trace(p: Problem) -> str:
+    """The shortest correct step-by-step trace: each operation once, then the answer."""
+    words: list[str] = []
+    x = p.start
+    for (op, b), y in zip(p.ops, p.values):
+        words += _step(x, op, b, y)
+        x = y
+    return " ".join(words + _answer(p.answer))
+
+
+def minimal_length(p: Problem) -> int:
+    """L_min in generated tokens, counted as the samplers count them (EOS included)."""
+    return len(minimal_trace(p).split()) + 1
+
+
+def _wrong(rng: random.Random, y: int, style: TraceStyle) -> int:
+    """A wrong result, off by 1 to ``max_error`` (carried forward, a value may leave the task's
+    range by up to ``max_ops * max_error``; the tokenizer covers that)."""
+    return y + rng.choice([d for d in range(-style.max_error, style.max_error + 1) if d])
+
+
+def sample_trace(p: Problem, rng: random.Random, style: TraceStyle = TraceStyle(),
+                 task: TaskSpec = TaskSpec()) -> str:
+    """One reasoning trace for ``p`` drawn from ``style`` (redundant, sometimes wrong)."""
+    if rng.random() < style.p_guess:
+        rounded = min(task.max_value, 10 * round(p.answer / 10))
+        return " ".join(["guess", *p.text.split(), "≈", str(rounded), ";", *_answer(rounded)])
+    words: list[str] = []
+    if rng.random() < style.p_restate:
+        words += ["restate", *p.text.split(), ";"]
+    x = p.start
+    for op, b in p.ops:
+        true_y = apply(x, op, b)
+        y = _wrong(rng, true_y, style) if rng.random() < style.error_rate else true_y
+        words += _step(x, op, b, y)
+        if rng.random() < style.p_check:
+            inverse = "-" if op == "+" else "+"
+            back = apply(y, inverse, b)
+            if back == x:
+                words += ["check", str(y), inverse, str(b), "=", str(back), "ok", ";"]
+            else:
+                words += ["check", str(y), inverse, str(b), "=", str(back), "wrong", ";", "fix", *_step(x, op, b, true_y)]
+                y = true_y
+        if rng.random() < style.p_recompute:
+            words += ["wait", *_step(x, op, b, true_y)]
+            y = true_y
+        x = y
+    final = x
+    if rng.random() < style.p_again:
+        words.append("again")
+        z = p.start
+        for (op, b), v in zip(p.ops, p.values):
+            words += _step(z, op, b, v)
+            z = v
+        words += ["same" if z == final else "differ", ";"]
+        final = z
+    return " ".join(words + _answer(final))
+
+
+def trace_answer(text: str) -> int | None:
+    r"""The number inside the trace's ``\boxed{ … }``, or None."""
+    words = text.split()
+    for i, w in enumerate(words[:-1]):
+        if w == "\\boxed{" and words[i + 1].lstrip("-").isdigit():
+            return int(words[i + 1])
+    return None
+
+
+def recipe_dict(task: TaskSpec, style: TraceStyle) -> dict:
+    return {"task": asdict(task), "style": asdict(style)}
