@@ -1,10 +1,11 @@
-"""The run's report: JSON (base vs pruned accuracy, length, AES, tokens saved) and a PNG
-(length distribution base vs pruned; accuracy by difficulty)."""
+"""The run's report: JSON (base vs pruned accuracy, length, AES, tokens saved, paired confidence
+intervals, the redundancy gap closed where L_min is known) and a PNG (length distribution base
+vs pruned with L_min marked; accuracy by difficulty with 95 % CIs)."""
 
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from o1pruner.evaluation import IncomparableEvaluations, by_difficulty
 
@@ -22,9 +23,58 @@ def check_same_problems(base: Sequence[dict], pruned: Sequence[dict]) -> None:
                                   "refusing to compare")
 
 
-def build_report(job: str, results: dict, base: Sequence[dict], pruned: Sequence[dict], extra: dict | None = None) -> dict:
-    """Everything a person (or the operator's status) wants from a finished run; base and pruned
-    must cover the same problems."""
+def paired_summary(base: Sequence[dict], pruned: Sequence[dict], l_min: Mapping[str, int] | None = None) -> dict:
+    """Per-problem paired comparison of the first answer to each problem (base vs pruned):
+    Δaccuracy and relative length change with 95 % paired-bootstrap CIs, McNemar's exact test,
+    the same by difficulty, and the share of the redundancy gap closed when every problem's
+    lower bound L_min is known (:mod:`o1pruner.paired`)."""
+    import numpy as np
+
+    from o1pruner.paired import bootstrap_mean_ci, bootstrap_ratio_ci, gap_closed, mcnemar_exact
+
+    def first(records: Sequence[dict]) -> dict:
+        out: dict = {}
+        for r in records:
+            out.setdefault((r.get("dataset"), r["problem_id"]), r)
+        return out
+
+    b, p = first(base), first(pruned)
+    keys = [k for k in b if k in p]
+    if not keys:
+        return {"problems": 0}
+    bc = np.array([float(bool(b[k]["correct"])) for k in keys])
+    pc = np.array([float(bool(p[k]["correct"])) for k in keys])
+    bl = np.array([float(b[k]["length"]) for k in keys])
+    pl = np.array([float(p[k]["length"]) for k in keys])
+    out: dict = {
+        "problems": len(keys),
+        "deltaAccuracy": bootstrap_mean_ci(pc - bc).to_dict(),
+        "lengthChange": bootstrap_ratio_ci(pl, bl).to_dict(),
+        "mcnemar": mcnemar_exact(bc.astype(bool).tolist(), pc.astype(bool).tolist()),
+        "byDifficulty": {},
+    }
+    difficulty = np.array([str(b[k].get("difficulty")) for k in keys])
+    for d in sorted(set(difficulty.tolist())):
+        m = difficulty == d
+        out["byDifficulty"][d] = {"n": int(m.sum()), "baseAccuracy": float(bc[m].mean()),
+                                  "prunedAccuracy": float(pc[m].mean()),
+                                  "deltaAccuracy": bootstrap_mean_ci(pc[m] - bc[m]).to_dict(),
+                                  "baseAccuracyCI": bootstrap_mean_ci(bc[m]).to_dict(),
+                                  "prunedAccuracyCI": bootstrap_mean_ci(pc[m]).to_dict()}
+    if l_min and all(k[1] in l_min for k in keys):
+        lm = np.array([float(l_min[k[1]]) for k in keys])
+        out["meanLMin"] = float(lm.mean())
+        out["gapClosed"] = gap_closed(float(bl.mean()), float(pl.mean()), float(lm.mean()))
+    return out
+
+
+def build_report(job: str, results: dict, base: Sequence[dict], pruned: Sequence[dict], extra: dict | None = None,
+                 l_min: Mapping[str, int] | None = None) -> dict:
+    """Everything a person (or the operator's status) wants from a finished run.
+
+    ``l_min`` maps problem ids to a known lower bound on a correct answer's length (the
+    testbed's minimal traces); with it the report says how much of the redundancy gap closed.
+    Base and pruned must cover the same problems."""
     check_same_problems(base, pruned)
     base_tokens = sum(r["length"] for r in base)
     pruned_tokens = sum(r["length"] for r in pruned)
@@ -38,6 +88,7 @@ def build_report(job: str, results: dict, base: Sequence[dict], pruned: Sequence
             "savedFraction": (base_tokens - pruned_tokens) / base_tokens if base_tokens else 0.0,
         },
         "byDifficulty": {"base": by_difficulty(base), "pruned": by_difficulty(pruned)},
+        "paired": paired_summary(base, pruned, l_min),
         **(extra or {}),
     }
 
@@ -60,6 +111,9 @@ def render_png(report: dict, base: Sequence[dict], pruned: Sequence[dict]) -> by
     bins = list(range(0, top + top // 20 + 2, max(1, top // 20)))
     ax1.hist(bl, bins=bins, alpha=0.6, label=f"base (mean {sum(bl) / max(len(bl), 1):.0f})")
     ax1.hist(pl, bins=bins, alpha=0.6, label=f"pruned (mean {sum(pl) / max(len(pl), 1):.0f})")
+    lmin = report.get("paired", {}).get("meanLMin")
+    if lmin is not None:
+        ax1.axvline(lmin, color="#c44e52", linestyle="--", label=f"mean L_min {lmin:.0f} (lower bound)")
     ax1.set_xlabel("solution length (tokens)")
     ax1.set_ylabel("samples")
     ax1.set_title("Length distribution")
@@ -67,19 +121,30 @@ def render_png(report: dict, base: Sequence[dict], pruned: Sequence[dict]) -> by
     bd, pd = report["byDifficulty"]["base"], report["byDifficulty"]["pruned"]
     levels = sorted(set(bd) | set(pd))
     xs = range(len(levels))
-    ax2.bar([x - 0.2 for x in xs], [bd.get(k, {}).get("accuracy", 0) for k in levels], 0.4, label="base")
-    ax2.bar([x + 0.2 for x in xs], [pd.get(k, {}).get("accuracy", 0) for k in levels], 0.4, label="pruned")
+    cis = report.get("paired", {}).get("byDifficulty", {})
+
+    def err(k: str, which: str) -> list[float]:
+        ci = cis.get(k, {}).get(which)
+        return [ci["mean"] - ci["low"], ci["high"] - ci["mean"]] if ci else [0.0, 0.0]
+
+    ax2.bar([x - 0.2 for x in xs], [bd.get(k, {}).get("accuracy", 0) for k in levels], 0.4, label="base",
+            yerr=list(zip(*[err(k, "baseAccuracyCI") for k in levels])), capsize=3)
+    ax2.bar([x + 0.2 for x in xs], [pd.get(k, {}).get("accuracy", 0) for k in levels], 0.4, label="pruned",
+            yerr=list(zip(*[err(k, "prunedAccuracyCI") for k in levels])), capsize=3)
     ax2.set_xticks(list(xs), [f"{k} step(s)" if k != "None" else "n/a" for k in levels])
     ax2.set_ylim(0, 1)
     ax2.set_ylabel("accuracy")
-    ax2.set_title("Accuracy by difficulty")
+    ax2.set_title("Accuracy by difficulty (95 % CI)")
     ax2.legend()
     avg = report["results"].get("average", {})
     aes_v = avg.get("aes")
+    gap = report.get("paired", {}).get("gapClosed")
     fig.suptitle(
-        f"{report['job']}: length {avg.get('baseLength', 0):.0f} → {avg.get('prunedLength', 0):.0f} tokens, "
-        f"accuracy {avg.get('baseAccuracy', 0):.2f} → {avg.get('prunedAccuracy', 0):.2f}, "
-        f"AES {aes_v:.3f}" if aes_v is not None else f"{report['job']}: AES n/a (base accuracy 0)"
+        (f"{report['job']}: length {avg.get('baseLength', 0):.0f} → {avg.get('prunedLength', 0):.0f} tokens, "
+         f"accuracy {avg.get('baseAccuracy', 0):.2f} → {avg.get('prunedAccuracy', 0):.2f}, "
+         f"AES {aes_v:.3f}" if aes_v is not None else f"{report['job']}: AES n/a (base accuracy 0)")
+        + (f", {100 * gap:.0f} % of the redundancy gap closed" if gap is not None else "")
+        + f"; {report['tokens']['saved']} tokens saved"
     )
     fig.tight_layout()
     buf = io.BytesIO()

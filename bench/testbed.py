@@ -1,0 +1,475 @@
+"""Paper Table 2 and the λ ablation (Table 3) on the long-thought testbed, with statistics.
+
+The reference model is ``embedded:longthought-arith`` (:mod:`o1pruner.testbed`): it reasons at
+length with redundancy of known kinds, and every problem's minimal correct trace is known, so
+L_min is a measured lower bound and the share of the redundancy gap a method closes,
+(L_base − L_model) / (L_base − L_min), is measurable.
+
+For each training seed: K reference samples per training problem (a seed of its own), the base
+model's greedy evaluation, then every method trained from the reference model on those samples
+for the same number of optimizer steps and evaluated greedily on the same held-out problems.
+Everything goes through the pipeline's phases (what ``o1pruner run`` does) and resumes.
+
+Statistics: per-problem differences (method − base), averaged over seeds, with 95 % paired
+bootstrap intervals over problems; McNemar's exact test per seed; each seed's own figures.
+
+    python bench/testbed.py              # run (resumes) and write bench/results/testbed.*
+    python bench/testbed.py --rerender   # rewrite testbed.md / testbed.png from the committed JSON
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import logging
+import math
+import os
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import RESULTS, WORK, command_line, git_commit, machine, pyplot  # noqa: E402
+
+log = logging.getLogger("bench.testbed")
+NAME = "testbed"
+MODEL = "embedded:longthought-arith"
+TARGETS = {"length_change": -0.45, "gap_closed": 0.75, "accuracy_ci_low": -0.02}
+
+
+@dataclass(frozen=True)
+class Config:
+    seeds: tuple[int, ...] = (0, 1, 2)
+    train_count: int = 256
+    eval_count: int = 600
+    k: int = 8
+    temperature: float = 1.0
+    max_tokens: int = 192
+    steps: int = 48  # optimizer steps, the same for every method
+    batch_size: int = 32
+    learning_rate: float = 1e-4
+    max_length: int = 256
+    lambdas: tuple[float, ...] = (0.0, 1.0, 2.0, 5.0)
+    tag: str = "v1"
+
+    @property
+    def root(self) -> Path:
+        return WORK / f"testbed-{self.tag}"
+
+
+#: run name -> (table label, training overrides)
+def methods(cfg: Config) -> dict[str, tuple[str, dict]]:
+    out = {"sft": ("SFT (shortest correct)", {"method": "sft"}),
+           "dpo": ("DPO (shortest vs longest)", {"method": "dpo"})}
+    for lam in cfg.lambdas:
+        out[f"o1-lam{lam:g}"] = (f"O1-Pruner (λ={lam:g})", {"method": "o1-pruner", "lambda": lam})
+    return out
+
+
+def job(cfg: Config, seed: int, name: str, storage: Path, training: dict | None = None) -> dict:
+    return {
+        "apiVersion": "o1pruner.dev/v1alpha1", "kind": "PruningJob", "metadata": {"name": name},
+        "spec": {
+            "model": {"source": MODEL, "servedName": "longthought", "dtype": "float32"},
+            "datasets": {
+                "train": {"name": "longthought-train", "source": "builtin:longthought",
+                          "generator": {"count": cfg.train_count, "seed": 100 + seed, "minSteps": 2, "maxSteps": 4}},
+                "eval": [{"name": "longthought-heldout", "source": "builtin:longthought",
+                          "generator": {"count": cfg.eval_count, "seed": 1001, "minSteps": 2, "maxSteps": 4}}],
+            },
+            "prompt": {"system": ""},
+            "sampling": {"k": cfg.k, "temperature": cfg.temperature, "topP": 1.0, "maxTokens": cfg.max_tokens,
+                         "seed": seed, "samplesPerProblem": 2, "backend": "transformers", "batchSize": 64},
+            "training": {"deepspeed": {"enabled": False}, "learningRate": cfg.learning_rate, "epochs": 1,
+                         "batchSize": cfg.batch_size, "microBatchSize": cfg.batch_size, "maxLength": cfg.max_length,
+                         "lrScheduler": "cosine", "warmupRatio": 0.1, "checkpointEverySteps": 100000, "seed": seed,
+                         **(training or {})},
+            "evaluation": {"maxTokens": cfg.max_tokens, "temperature": 0.0},
+            "storage": {"uri": str(storage)},
+        },
+    }
+
+
+def _ctx(job_obj: dict):
+    from o1pruner.pipeline import open_context
+    from o1pruner.spec import parse_job
+
+    return open_context(parse_job(job_obj), with_metrics=False)
+
+
+def _sampler(path: str):
+    from o1pruner.sampling.hf import HFSampler
+
+    return HFSampler.from_pretrained(path, batch_size=64)
+
+
+def _epochs_for(n_examples: int, cfg: Config) -> int:
+    """Whole epochs that cover ``cfg.steps`` optimizer steps (training stops at ``cfg.steps``)."""
+    return max(1, math.ceil(cfg.steps * cfg.batch_size / max(1, n_examples)))
+
+
+def run_seed(cfg: Config, seed: int) -> dict:
+    """Reference samples, base evaluation and every method for one seed (resumes)."""
+    from o1pruner.pipeline import base_model_path, phase_evaluate, phase_sample, phase_train, pruned_model_path, \
+        training_examples
+
+    timings: dict[str, float] = {}
+    shared = _ctx(job(cfg, seed, f"testbed-s{seed}", cfg.root / f"seed-{seed}" / "shared"))
+    if not (shared.manifest.is_done("sample") and shared.manifest.is_done("evaluate-base")):
+        sampler = _sampler(base_model_path(shared))
+        try:
+            t = time.monotonic()
+            phase_sample(shared, sampler=sampler)
+            timings["sample"] = time.monotonic() - t
+            t = time.monotonic()
+            phase_evaluate(shared, "base", sampler=sampler)
+            timings["evaluate_base"] = time.monotonic() - t
+        finally:
+            sampler.close()
+    for run, (_, training) in methods(cfg).items():
+        ctx_dir = cfg.root / f"seed-{seed}" / run
+        probe = _ctx(job(cfg, seed, f"testbed-s{seed}-{run}", ctx_dir, training))
+        if not probe.manifest.is_done("sample"):
+            for key in ("reference/samples.jsonl", "reference/stats.jsonl"):
+                probe.store.write_bytes(key, shared.store.read_bytes(key))
+            probe.manifest.mark_done("sample", {**shared.manifest.outputs("sample"), "copied_from": shared.store.uri()})
+        _, examples = training_examples(probe)
+        ctx = _ctx(job(cfg, seed, f"testbed-s{seed}-{run}", ctx_dir,
+                       {**training, "epochs": _epochs_for(len(examples), cfg)}))
+        t = time.monotonic()
+        phase_train(ctx, max_steps=cfg.steps)
+        timings[f"train_{run}"] = time.monotonic() - t
+        if not ctx.manifest.is_done("evaluate-pruned"):
+            sampler = _sampler(pruned_model_path(ctx))
+            try:
+                t = time.monotonic()
+                phase_evaluate(ctx, "pruned", sampler=sampler)
+                timings[f"evaluate_{run}"] = time.monotonic() - t
+            finally:
+                sampler.close()
+    return timings
+
+
+# --------------------------------------------------------------------------- collecting
+
+
+def _records(store, label: str) -> dict[str, dict]:
+    return {r["problem_id"]: r for r in store.read_jsonl(f"eval/{label}/longthought-heldout.jsonl")}
+
+
+def collect(cfg: Config) -> dict:
+    """Per-problem outcomes of the base model and every method x seed, in problem order."""
+    from o1pruner.data import generate_longthought
+
+    problems = generate_longthought(cfg.eval_count, 1001, 2, 4, name="longthought-heldout")
+    ids = [p.id for p in problems]
+    out: dict = {"problem_ids": ids, "difficulty": [p.difficulty for p in problems],
+                 "l_min": [p.meta["l_min"] for p in problems], "base": {}, "methods": {}, "train": {}}
+    for seed in cfg.seeds:
+        shared = _ctx(job(cfg, seed, f"testbed-s{seed}", cfg.root / f"seed-{seed}" / "shared"))
+        base = _records(shared.store, "base")
+        out["base"][str(seed)] = _arrays(base, ids)
+        out.setdefault("reference", {})[str(seed)] = shared.manifest.outputs("sample")
+        for run, (_, training) in methods(cfg).items():
+            ctx = _ctx(job(cfg, seed, f"testbed-s{seed}-{run}", cfg.root / f"seed-{seed}" / run, training))
+            out["methods"].setdefault(run, {})[str(seed)] = _arrays(_records(ctx.store, "pruned"), ids)
+            outputs = ctx.manifest.outputs("train")
+            out["train"].setdefault(run, {})[str(seed)] = {
+                k: outputs.get(k) for k in ("examples", "correct_examples", "steps", "final_loss", "seconds")}
+    return out
+
+
+def _arrays(records: dict[str, dict], ids: list[str]) -> dict:
+    missing = [i for i in ids if i not in records]
+    if missing:
+        raise RuntimeError(f"{len(missing)} held-out problems have no output (e.g. {missing[:3]}): "
+                           "base and method must be scored on the same problems")
+    return {"correct": [int(bool(records[i]["correct"])) for i in ids],
+            "length": [int(records[i]["length"]) for i in ids],
+            "truncated": [int(records[i].get("finish_reason") == "length") for i in ids]}
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def summarize(per_problem: dict, cfg_dict: dict) -> dict:
+    """Every figure of the tables, computed from the per-problem outcomes alone."""
+    import numpy as np
+
+    from o1pruner.paired import bootstrap_mean_ci, bootstrap_ratio_ci, gap_closed, mcnemar_exact
+    from o1pruner.rewards import aes
+
+    seeds = sorted(per_problem["base"])
+    l_min = np.array(per_problem["l_min"], float)
+    difficulty = np.array(per_problem["difficulty"])
+    base_c = np.mean([per_problem["base"][s]["correct"] for s in seeds], axis=0)
+    base_l = np.mean([per_problem["base"][s]["length"] for s in seeds], axis=0)
+    base = {"accuracy": float(base_c.mean()), "mean_length": float(base_l.mean()),
+            "mean_l_min": float(l_min.mean()), "length_over_l_min": float(base_l.mean() / l_min.mean()),
+            "truncated": float(np.mean([per_problem["base"][s]["truncated"] for s in seeds])),
+            "n": int(base_c.size), "seeds_identical": all(per_problem["base"][s] == per_problem["base"][seeds[0]]
+                                                         for s in seeds)}
+    rows = {}
+    for run, by_seed in per_problem["methods"].items():
+        c = np.mean([by_seed[s]["correct"] for s in seeds], axis=0)
+        ln = np.mean([by_seed[s]["length"] for s in seeds], axis=0)
+        acc_ci = bootstrap_mean_ci(c - base_c)
+        len_ci = bootstrap_ratio_ci(ln, base_l)
+        per_seed = []
+        for s in seeds:
+            sc, sl = np.array(by_seed[s]["correct"]), np.array(by_seed[s]["length"])
+            bc, bl = np.array(per_problem["base"][s]["correct"]), np.array(per_problem["base"][s]["length"])
+            per_seed.append({
+                "seed": int(s), "accuracy": float(sc.mean()), "mean_length": float(sl.mean()),
+                "length_change": float(sl.mean() / bl.mean() - 1),
+                "gap_closed": gap_closed(bl.mean(), sl.mean(), l_min.mean()),
+                "aes": aes(bc.mean(), bl.mean(), sc.mean(), sl.mean()),
+                "mcnemar": mcnemar_exact(bc.astype(bool).tolist(), sc.astype(bool).tolist()),
+                "truncated": float(np.mean(by_seed[s]["truncated"])),
+            })
+        by_diff = {}
+        for d in sorted(set(difficulty.tolist())):
+            m = difficulty == d
+            by_diff[str(d)] = {"n": int(m.sum()), "base_accuracy": float(base_c[m].mean()),
+                               "accuracy": float(c[m].mean()), "delta_accuracy": bootstrap_mean_ci(c[m] - base_c[m]).to_dict(),
+                               "base_length": float(base_l[m].mean()), "length": float(ln[m].mean()),
+                               "l_min": float(l_min[m].mean())}
+        rows[run] = {
+            "accuracy": float(c.mean()), "mean_length": float(ln.mean()),
+            "delta_accuracy": acc_ci.to_dict(), "length_change": len_ci.to_dict(),
+            "gap_closed": gap_closed(base_l.mean(), ln.mean(), l_min.mean()),
+            "aes": aes(base_c.mean(), base_l.mean(), c.mean(), ln.mean()),
+            "per_seed": per_seed, "by_difficulty": by_diff,
+        }
+    return {"base": base, "rows": rows}
+
+
+def _targets(stats: dict) -> list[dict]:
+    main = stats["rows"].get("o1-lam2")
+    if main is None:
+        return []
+    baselines = {k: v for k, v in stats["rows"].items() if not k.startswith("o1-")}
+    lam0 = stats["rows"].get("o1-lam0")
+    checks = [
+        ("length change ≤ −45 %", main["length_change"]["mean"] <= TARGETS["length_change"],
+         f"{100 * main['length_change']['mean']:.1f} % (95 % CI {100 * main['length_change']['low']:.1f} to "
+         f"{100 * main['length_change']['high']:.1f})"),
+        ("redundancy gap closed ≥ 75 %", (main["gap_closed"] or 0) >= TARGETS["gap_closed"],
+         f"{100 * (main['gap_closed'] or 0):.1f} %"),
+        ("accuracy not below base (CI low ≥ −2 points)", main["delta_accuracy"]["low"] >= TARGETS["accuracy_ci_low"],
+         f"Δacc {100 * main['delta_accuracy']['mean']:+.1f} points (CI {100 * main['delta_accuracy']['low']:+.1f} to "
+         f"{100 * main['delta_accuracy']['high']:+.1f})"),
+        ("AES ≥ every baseline's", all(main["aes"] >= b["aes"] for b in baselines.values()),
+         ", ".join(f"{k} {v['aes']:.3f}" for k, v in baselines.items()) + f"; O1-Pruner {main['aes']:.3f}"),
+    ]
+    if lam0 is not None:
+        from o1pruner.paired import bootstrap_mean_ci  # noqa: F401 (documented dependency)
+
+        d = stats.get("lambda0_vs_lambda2")
+        if d is not None:
+            checks.append(("λ=0 loses accuracy against λ=2 (CI excludes 0)", d["high"] < 0,
+                           f"acc(λ=0) − acc(λ=2) = {100 * d['mean']:+.1f} points (CI {100 * d['low']:+.1f} to "
+                           f"{100 * d['high']:+.1f})"))
+    return [{"target": t, "met": bool(ok), "measured": m} for t, ok, m in checks]
+
+
+def lambda_contrast(per_problem: dict) -> dict | None:
+    import numpy as np
+
+    from o1pruner.paired import bootstrap_mean_ci
+
+    m = per_problem["methods"]
+    if "o1-lam0" not in m or "o1-lam2" not in m:
+        return None
+    seeds = sorted(m["o1-lam0"])
+    a = np.mean([m["o1-lam0"][s]["correct"] for s in seeds], axis=0)
+    b = np.mean([m["o1-lam2"][s]["correct"] for s in seeds], axis=0)
+    return bootstrap_mean_ci(a - b).to_dict()
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _pct(x: float | None, digits: int = 1, sign: bool = True) -> str:
+    if x is None:
+        return "n/a"
+    return f"{100 * x:+.{digits}f}" if sign else f"{100 * x:.{digits}f}"
+
+
+def _ci(d: dict, scale: float = 100) -> str:
+    return f"{scale * d['mean']:+.1f} [{scale * d['low']:+.1f}, {scale * d['high']:+.1f}]"
+
+
+def render_markdown(result: dict) -> str:
+    cfg, stats, base = result["config"], result["stats"], result["stats"]["base"]
+    labels = result["labels"]
+    head = ("| method | accuracy | Δacc, points [95 % CI] | mean length | Δlength % [95 % CI] | gap closed | AES | "
+            "seeds: Δlength % | seeds: Δacc points |\n|---|---|---|---|---|---|---|---|---|")
+
+    def line(run: str) -> str:
+        r = stats["rows"][run]
+        seeds_len = " / ".join(_pct(s["length_change"], 1) for s in r["per_seed"])
+        seeds_acc = " / ".join(f"{100 * (s['accuracy'] - base['accuracy']):+.1f}" for s in r["per_seed"])
+        return (f"| {labels[run]} | {r['accuracy']:.3f} | {_ci(r['delta_accuracy'])} | {r['mean_length']:.1f} | "
+                f"{_ci(r['length_change'])} | {_pct(r['gap_closed'], 1, False)} % | {r['aes']:.3f} | {seeds_len} | "
+                f"{seeds_acc} |")
+
+    base_line = (f"| Base (reference model) | {base['accuracy']:.3f} | — | {base['mean_length']:.1f} | — | 0 % | — | — | — |")
+    table2 = [base_line, *(line(r) for r in ("sft", "dpo", "o1-lam2") if r in stats["rows"])]
+    lam = [line(f"o1-lam{x:g}") for x in cfg["lambdas"] if f"o1-lam{x:g}" in stats["rows"]]
+    m = result["machine"]
+    out = [
+        "# O1-Pruner on the long-thought testbed (paper Tables 2 and 3, small scale)",
+        "",
+        f"Reference model `{MODEL}` ({result['model']['parameters'] / 1e6:.2f} M parameters, built from its recipe "
+        f"`{result['model']['digest']}`). Held-out: {base['n']} problems (2–4 operations). Base model: accuracy "
+        f"{base['accuracy']:.3f}, mean length {base['mean_length']:.1f} tokens, mean L_min {base['mean_l_min']:.1f} "
+        f"({base['length_over_l_min']:.2f}× L_min), {100 * base['truncated']:.1f} % of answers at the "
+        f"{cfg['max_tokens']}-token cap.",
+        "",
+        "## Table 2: methods",
+        "",
+        head, *table2,
+        "",
+        "## Table 3: λ ablation (O1-Pruner)",
+        "",
+        head, *lam,
+        "",
+        "## Targets",
+        "",
+        *(f"- {'met' if t['met'] else 'MISSED'}: {t['target']} — {t['measured']}" for t in result["targets"]),
+        "",
+        "## How",
+        "",
+        result["setup_text"],
+        "",
+        f"- seeds: {', '.join(str(s) for s in cfg['seeds'])} (reference sampling and training); held-out set seed 1001",
+        f"- machine: {m['cpu']}, {m['cores']} cores; torch {m.get('torch')}; 1-min load average "
+        f"{m['load_average_at_start'][0]:.1f} at start, {m['load_average_at_end'][0]:.1f} at end",
+        f"- commit {result['git_commit']}; command: `{result['command']}`; wall time {result['wall_seconds']:.0f} s",
+        f"- per-problem outcomes: `{result['per_problem_file']}`; re-render: `python bench/testbed.py --rerender`",
+        "",
+        f"![testbed]({NAME}.png)",
+    ]
+    return "\n".join(out) + "\n"
+
+
+def render_png(result: dict, path: Path) -> None:
+    plt = pyplot()
+    stats, labels = result["stats"], result["labels"]
+    runs = [r for r in ("sft", "dpo", *(f"o1-lam{x:g}" for x in result["config"]["lambdas"])) if r in stats["rows"]]
+    base = stats["base"]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    lengths = [base["mean_length"], *(stats["rows"][r]["mean_length"] for r in runs)]
+    names = ["Base", *(labels[r] for r in runs)]
+    ax1.barh(names, lengths, color=["#888"] + ["#4c72b0"] * len(runs))
+    ax1.axvline(base["mean_l_min"], color="#c44e52", linestyle="--", label=f"L_min (mean {base['mean_l_min']:.1f})")
+    ax1.set_xlabel("mean answer length (tokens)")
+    ax1.legend(loc="lower right")
+    ax1.invert_yaxis()
+    for i, r in enumerate(runs):
+        d = stats["rows"][r]["delta_accuracy"]
+        ax2.errorbar(100 * d["mean"], i, xerr=[[100 * (d["mean"] - d["low"])], [100 * (d["high"] - d["mean"])]],
+                     fmt="o", color="#4c72b0", capsize=4)
+    ax2.axvline(0, color="#888")
+    ax2.set_yticks(range(len(runs)), [labels[r] for r in runs])
+    ax2.invert_yaxis()
+    ax2.set_xlabel("Δ accuracy vs base, points (95 % paired bootstrap CI)")
+    fig.suptitle(f"O1-Pruner on the long-thought testbed ({base['n']} held-out problems, "
+                 f"{len(result['config']['seeds'])} seeds)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, metadata={"Software": None})
+    plt.close(fig)
+
+
+def setup_text(cfg: Config) -> str:
+    return (
+        f"Training problems: {cfg.train_count} per seed (generator seed 100 + seed), K = {cfg.k} reference samples "
+        f"each at temperature {cfg.temperature:g}, top-p 1 (the reference model's own distribution: its "
+        f"redundancy, errors and short-cuts appear at the rates it learned), max {cfg.max_tokens} tokens. Every "
+        f"method: {cfg.steps} AdamW optimizer steps of batch {cfg.batch_size} from the reference model, lr "
+        f"{cfg.learning_rate:g}, cosine with 10 % warm-up, cutoff {cfg.max_length} tokens, fp32 on CPU, the same "
+        "for all methods so that only the objective differs. O1-Pruner: 2 of the K samples per problem (seeded "
+        "shuffle), reward L̄_ref/L − 1 + λ(A − Ā_ref) clipped to [−2, 4] and standardised, PPO-clipped "
+        "sequence ratio ε = 0.2. SFT: the 2 shortest correct samples per problem. DPO: each of those over the "
+        "problem's longest sample (β = 0.1). The fast-solving prompt baseline does not apply: the testbed model "
+        "is not an instruction follower (its chat template shows it no system prompt). Evaluation: greedy, one "
+        "answer per problem; an answer counts only with a final \\boxed{} and when it stopped before the cap. "
+        "AES: paper Eq. 8 as stated (α = 1, β = 3, γ = 5). CIs: 95 % percentile bootstrap over problems "
+        "(10 000 resamples) of per-problem differences averaged over seeds."
+    )
+
+
+def build_result(cfg: Config, wall: float, load_start: list[float]) -> dict:
+    from o1pruner.models import ensure_embedded
+
+    per_problem = collect(cfg)
+    model_dir = ensure_embedded(MODEL.split(":", 1)[1])
+    model_info = json.loads((model_dir / "testbed.json").read_text())
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    per_problem_path = RESULTS / f"{NAME}_per_problem.json.gz"
+    with gzip.GzipFile(per_problem_path, "wb", mtime=0) as fh:
+        fh.write(json.dumps(per_problem, separators=(",", ":")).encode())
+    stats = summarize(per_problem, asdict(cfg))
+    stats["lambda0_vs_lambda2"] = lambda_contrast(per_problem)
+    m = machine()
+    m["load_average_at_start"] = load_start
+    m["load_average_at_end"] = list(os.getloadavg())
+    result = {
+        "benchmark": NAME, "config": asdict(cfg), "labels": {k: v[0] for k, v in methods(cfg).items()},
+        "model": {"source": MODEL, "digest": model_info["digest"], "parameters": model_info["build"]["parameters"],
+                  "recipe": model_info["recipe"], "build": model_info["build"]},
+        "stats": stats, "train": per_problem["train"], "reference": per_problem["reference"],
+        "machine": m, "command": command_line(), "git_commit": git_commit(), "wall_seconds": round(wall, 1),
+        "per_problem_file": f"bench/results/{per_problem_path.name}", "setup_text": setup_text(cfg),
+    }
+    result["targets"] = _targets(stats)
+    return result
+
+
+def write(result: dict) -> None:
+    (RESULTS / f"{NAME}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    (RESULTS / f"{NAME}.md").write_text(render_markdown(result))
+    render_png(result, RESULTS / f"{NAME}.png")
+
+
+def rerender() -> None:
+    result = json.loads((RESULTS / f"{NAME}.json").read_text())
+    (RESULTS / f"{NAME}.md").write_text(render_markdown(result))
+    render_png(result, RESULTS / f"{NAME}.png")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rerender", action="store_true", help="only rewrite the md/png from the committed JSON")
+    ap.add_argument("--seeds", type=int, nargs="+", default=list(Config.seeds))
+    ap.add_argument("--eval-count", type=int, default=Config.eval_count)
+    ap.add_argument("--train-count", type=int, default=Config.train_count)
+    ap.add_argument("--steps", type=int, default=Config.steps)
+    ap.add_argument("--learning-rate", type=float, default=Config.learning_rate)
+    ap.add_argument("--tag", default=Config.tag)
+    ap.add_argument("--fresh", action="store_true", help="delete this tag's working data first")
+    args = ap.parse_args(argv)
+    if args.rerender:
+        rerender()
+        return 0
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cfg = Config(seeds=tuple(args.seeds), eval_count=args.eval_count, train_count=args.train_count,
+                 steps=args.steps, learning_rate=args.learning_rate, tag=args.tag)
+    if args.fresh and cfg.root.exists():
+        shutil.rmtree(cfg.root)
+    load_start = list(os.getloadavg())
+    t0 = time.monotonic()
+    for seed in cfg.seeds:
+        log.info("seed %s: %s", seed, run_seed(cfg, seed))
+    write(build_result(cfg, time.monotonic() - t0, load_start))
+    print((RESULTS / f"{NAME}.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
