@@ -24,16 +24,15 @@ import gzip
 import json
 import logging
 import math
-import os
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RESULTS, WORK, command_line, git_commit, machine, pyplot  # noqa: E402
+from common import RESULTS, WORK, finish, machine_line, pyplot, stamp_png, start  # noqa: E402
 
 log = logging.getLogger("bench.testbed")
 NAME = "testbed"
@@ -55,16 +54,19 @@ class Config:
     max_length: int = 256
     lambdas: tuple[float, ...] = (0.0, 1.0, 2.0, 5.0)
     tag: str = "v1"
+    model: str = MODEL
+    work: str = str(WORK)
+    baselines: bool = True  # SFT and DPO (they need correct reference samples)
 
     @property
     def root(self) -> Path:
-        return WORK / f"testbed-{self.tag}"
+        return Path(self.work) / f"testbed-{self.tag}"
 
 
 #: run name -> (table label, training overrides)
 def methods(cfg: Config) -> dict[str, tuple[str, dict]]:
     out = {"sft": ("SFT (shortest correct)", {"method": "sft"}),
-           "dpo": ("DPO (shortest vs longest)", {"method": "dpo"})}
+           "dpo": ("DPO (shortest vs longest)", {"method": "dpo"})} if cfg.baselines else {}
     for lam in cfg.lambdas:
         out[f"o1-lam{lam:g}"] = (f"O1-Pruner (λ={lam:g})", {"method": "o1-pruner", "lambda": lam})
     return out
@@ -74,7 +76,7 @@ def job(cfg: Config, seed: int, name: str, storage: Path, training: dict | None 
     return {
         "apiVersion": "o1pruner.dev/v1alpha1", "kind": "PruningJob", "metadata": {"name": name},
         "spec": {
-            "model": {"source": MODEL, "servedName": "longthought", "dtype": "float32"},
+            "model": {"source": cfg.model, "servedName": "longthought", "dtype": "float32"},
             "datasets": {
                 "train": {"name": "longthought-train", "source": "builtin:longthought",
                           "generator": {"count": cfg.train_count, "seed": 100 + seed, "minSteps": 2, "maxSteps": 4}},
@@ -201,7 +203,10 @@ def summarize(per_problem: dict, cfg_dict: dict) -> dict:
     import numpy as np
 
     from o1pruner.paired import bootstrap_mean_ci, bootstrap_ratio_ci, gap_closed, mcnemar_exact
-    from o1pruner.rewards import aes
+    from o1pruner.rewards import aes as eq8
+
+    def aes(base_acc: float, base_len: float, acc: float, length: float) -> float | None:
+        return eq8(base_acc, base_len, acc, length) if base_acc > 0 else None  # relative Δacc needs base > 0
 
     seeds = sorted(per_problem["base"])
     l_min = np.array(per_problem["l_min"], float)
@@ -263,12 +268,11 @@ def _targets(stats: dict) -> list[dict]:
         ("accuracy not below base (CI low ≥ −2 points)", main["delta_accuracy"]["low"] >= TARGETS["accuracy_ci_low"],
          f"Δacc {100 * main['delta_accuracy']['mean']:+.1f} points (CI {100 * main['delta_accuracy']['low']:+.1f} to "
          f"{100 * main['delta_accuracy']['high']:+.1f})"),
-        ("AES ≥ every baseline's", all(main["aes"] >= b["aes"] for b in baselines.values()),
-         ", ".join(f"{k} {v['aes']:.3f}" for k, v in baselines.items()) + f"; O1-Pruner {main['aes']:.3f}"),
+        ("AES ≥ every baseline's", main["aes"] is not None and all(main["aes"] >= (b["aes"] or -math.inf)
+                                                                      for b in baselines.values()),
+         ", ".join(f"{k} {_num(v['aes'])}" for k, v in baselines.items()) + f"; O1-Pruner {_num(main['aes'])}"),
     ]
     if lam0 is not None:
-        from o1pruner.paired import bootstrap_mean_ci  # noqa: F401 (documented dependency)
-
         d = stats.get("lambda0_vs_lambda2")
         if d is not None:
             checks.append(("λ=0 loses accuracy against λ=2 (CI excludes 0)", d["high"] < 0,
@@ -294,6 +298,10 @@ def lambda_contrast(per_problem: dict) -> dict | None:
 # --------------------------------------------------------------------------- rendering
 
 
+def _num(x: float | None, digits: int = 3) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
 def _pct(x: float | None, digits: int = 1, sign: bool = True) -> str:
     if x is None:
         return "n/a"
@@ -315,7 +323,7 @@ def render_markdown(result: dict) -> str:
         seeds_len = " / ".join(_pct(s["length_change"], 1) for s in r["per_seed"])
         seeds_acc = " / ".join(f"{100 * (s['accuracy'] - base['accuracy']):+.1f}" for s in r["per_seed"])
         return (f"| {labels[run]} | {r['accuracy']:.3f} | {_ci(r['delta_accuracy'])} | {r['mean_length']:.1f} | "
-                f"{_ci(r['length_change'])} | {_pct(r['gap_closed'], 1, False)} % | {r['aes']:.3f} | {seeds_len} | "
+                f"{_ci(r['length_change'])} | {_pct(r['gap_closed'], 1, False)} % | {_num(r['aes'])} | {seeds_len} | "
                 f"{seeds_acc} |")
 
     base_line = (f"| Base (reference model) | {base['accuracy']:.3f} | — | {base['mean_length']:.1f} | — | 0 % | — | — | — |")
@@ -325,7 +333,7 @@ def render_markdown(result: dict) -> str:
     out = [
         "# O1-Pruner on the long-thought testbed (paper Tables 2 and 3, small scale)",
         "",
-        f"Reference model `{MODEL}` ({result['model']['parameters'] / 1e6:.2f} M parameters, built from its recipe "
+        f"Reference model `{result['model']['source']}` ({result['model']['parameters'] / 1e6:.2f} M parameters, built from its recipe "
         f"`{result['model']['digest']}`). Held-out: {base['n']} problems (2–4 operations). Base model: accuracy "
         f"{base['accuracy']:.3f}, mean length {base['mean_length']:.1f} tokens, mean L_min {base['mean_l_min']:.1f} "
         f"({base['length_over_l_min']:.2f}× L_min), {100 * base['truncated']:.1f} % of answers at the "
@@ -348,9 +356,9 @@ def render_markdown(result: dict) -> str:
         result["setup_text"],
         "",
         f"- seeds: {', '.join(str(s) for s in cfg['seeds'])} (reference sampling and training); held-out set seed 1001",
-        f"- machine: {m['cpu']}, {m['cores']} cores; torch {m.get('torch')}; 1-min load average "
-        f"{m['load_average_at_start'][0]:.1f} at start, {m['load_average_at_end'][0]:.1f} at end",
-        f"- commit {result['git_commit']}; command: `{result['command']}`; wall time {result['wall_seconds']:.0f} s",
+        machine_line(m),
+        f"- commit {result['git_commit']}{' with uncommitted changes' if result.get('git_dirty') else ''}; started "
+        f"{result.get('started_at')}; command: `{result['command']}`; wall time {result['wall_seconds']:.0f} s",
         f"- per-problem outcomes: `{result['per_problem_file']}`; re-render: `python bench/testbed.py --rerender`",
         "",
         f"![testbed]({NAME}.png)",
@@ -404,43 +412,65 @@ def setup_text(cfg: Config) -> str:
     )
 
 
-def build_result(cfg: Config, wall: float, load_start: list[float]) -> dict:
+def table_rows(stats: dict, labels: dict) -> list[dict]:
+    """The rows every results JSON carries (``method``, ``accuracy``, ``mean_length``, ``aes``)."""
+    base = stats["base"]
+    rows = [{"method": "Baseline", "accuracy": base["accuracy"], "mean_length": base["mean_length"], "aes": None}]
+    for run, r in stats["rows"].items():
+        rows.append({"method": labels[run], "run": run, "accuracy": r["accuracy"], "mean_length": r["mean_length"],
+                     "aes": r["aes"], "length_change": r["length_change"]["mean"],
+                     "accuracy_change": r["delta_accuracy"]["mean"], "gap_closed": r["gap_closed"]})
+    return rows
+
+
+def build_result(cfg: Config, record: dict, results_dir: Path = RESULTS) -> dict:
     from o1pruner.models import ensure_embedded
 
     per_problem = collect(cfg)
-    model_dir = ensure_embedded(MODEL.split(":", 1)[1])
+    model_dir = ensure_embedded(cfg.model.split(":", 1)[1])
     model_info = json.loads((model_dir / "testbed.json").read_text())
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    per_problem_path = RESULTS / f"{NAME}_per_problem.json.gz"
+    results_dir.mkdir(parents=True, exist_ok=True)
+    per_problem_path = results_dir / f"{NAME}_per_problem.json.gz"
     with gzip.GzipFile(per_problem_path, "wb", mtime=0) as fh:
         fh.write(json.dumps(per_problem, separators=(",", ":")).encode())
     stats = summarize(per_problem, asdict(cfg))
     stats["lambda0_vs_lambda2"] = lambda_contrast(per_problem)
-    m = machine()
-    m["load_average_at_start"] = load_start
-    m["load_average_at_end"] = list(os.getloadavg())
+    labels = {k: v[0] for k, v in methods(cfg).items()}
     result = {
-        "benchmark": NAME, "config": asdict(cfg), "labels": {k: v[0] for k, v in methods(cfg).items()},
-        "model": {"source": MODEL, "digest": model_info["digest"], "parameters": model_info["build"]["parameters"],
+        "benchmark": NAME, "title": "O1-Pruner on the long-thought testbed (paper Tables 2 and 3, small scale)",
+        "seed": list(cfg.seeds), "config": asdict(cfg), "labels": labels, "rows": table_rows(stats, labels),
+        "model": {"source": cfg.model, "digest": model_info["digest"], "parameters": model_info["build"]["parameters"],
                   "recipe": model_info["recipe"], "build": model_info["build"]},
         "stats": stats, "train": per_problem["train"], "reference": per_problem["reference"],
-        "machine": m, "command": command_line(), "git_commit": git_commit(), "wall_seconds": round(wall, 1),
         "per_problem_file": f"bench/results/{per_problem_path.name}", "setup_text": setup_text(cfg),
+        **record,
     }
     result["targets"] = _targets(stats)
     return result
 
 
-def write(result: dict) -> None:
-    (RESULTS / f"{NAME}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    (RESULTS / f"{NAME}.md").write_text(render_markdown(result))
-    render_png(result, RESULTS / f"{NAME}.png")
+def render_results(data: dict, out_dir: Path | None = None) -> None:
+    """Write testbed.md / testbed.png from the results JSON alone."""
+    out = out_dir or RESULTS
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{NAME}.md").write_text(render_markdown(data))
+    render_png(data, out / f"{NAME}.png")
+    stamp_png(out / f"{NAME}.png", data)
 
 
-def rerender() -> None:
-    result = json.loads((RESULTS / f"{NAME}.json").read_text())
-    (RESULTS / f"{NAME}.md").write_text(render_markdown(result))
-    render_png(result, RESULTS / f"{NAME}.png")
+def docs_summary(data: dict) -> dict:
+    """The docs/benchmarks.md row."""
+    r, base = data["stats"]["rows"]["o1-lam2"], data["stats"]["base"]
+    missed = [t["target"] for t in data["targets"] if not t["met"]]
+    return {
+        "setup": (f"long-thought testbed, {base['n']} held-out problems, {len(data['seed'])} seeds, "
+                  f"{data['config']['steps']} optimizer steps per method"),
+        "target": "length ≤ −45 %, gap closed ≥ 75 %, Δacc CI low ≥ −2 points, AES ≥ baselines, λ=0 < λ=2",
+        "measured": (f"length {100 * r['length_change']['mean']:+.1f} %, gap closed {100 * (r['gap_closed'] or 0):.0f} %, "
+                     f"Δacc {100 * r['delta_accuracy']['mean']:+.1f} points [{100 * r['delta_accuracy']['low']:+.1f}, "
+                     f"{100 * r['delta_accuracy']['high']:+.1f}], AES {_num(r['aes'], 2)}"),
+        "verdict": "met" if not missed else "missed: " + "; ".join(missed),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -455,18 +485,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fresh", action="store_true", help="delete this tag's working data first")
     args = ap.parse_args(argv)
     if args.rerender:
-        rerender()
+        render_results(json.loads((RESULTS / f"{NAME}.json").read_text()))
         return 0
+    record = start(argv, script=__file__)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = Config(seeds=tuple(args.seeds), eval_count=args.eval_count, train_count=args.train_count,
                  steps=args.steps, learning_rate=args.learning_rate, tag=args.tag)
     if args.fresh and cfg.root.exists():
         shutil.rmtree(cfg.root)
-    load_start = list(os.getloadavg())
-    t0 = time.monotonic()
     for seed in cfg.seeds:
         log.info("seed %s: %s", seed, run_seed(cfg, seed))
-    write(build_result(cfg, time.monotonic() - t0, load_start))
+    result = build_result(cfg, finish(record))
+    (RESULTS / f"{NAME}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False, default=str) + "\n")
+    render_results(result)
     print((RESULTS / f"{NAME}.md").read_text())
     return 0
 

@@ -71,7 +71,7 @@ def test_guess_is_a_short_cut_shorter_than_minimal_and_usually_wrong():
     assert all(len(t.split()) + 1 < minimal_length(p) for t, p in zip(texts, PROBLEMS))
     accuracy = statistics.mean(trace_answer(t) == p.answer for t, p in zip(texts, PROBLEMS))
     assert accuracy < 0.2
-    assert all((trace_answer(t) == p.answer) == (p.answer % 10 == 0) for t, p in zip(texts, PROBLEMS) if p.answer <= 94)
+    assert all((trace_answer(t) == p.answer) == (p.answer % 10 == 0) for t, p in zip(texts, PROBLEMS))
 
 
 def test_reference_style_is_long_and_varies_within_a_problem():

@@ -66,8 +66,13 @@ class Recipe:
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-#: The built-in testbed models (``model.source: embedded:<name>``).
-TESTBED_RECIPES: dict[str, Recipe] = {"longthought-arith": Recipe()}
+#: The built-in testbed models (``model.source: embedded:<name>``). ``longthought-smoke`` is the
+#: same architecture and vocabulary, barely trained (seconds): for tests of the plumbing only.
+TESTBED_RECIPES: dict[str, Recipe] = {
+    "longthought-arith": Recipe(),
+    "longthought-smoke": Recipe(steps=4, batch_size=8, warmup_steps=1, shape=ModelShape(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2)),
+}
 
 
 def lr_at(step: int, recipe: Recipe) -> float:
@@ -140,7 +145,7 @@ def train_model(recipe: Recipe, progress: bool = True):
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         tokens += int(mask.sum())
-        loss_value = float(loss)
+        loss_value = loss.item()
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{loss_value:.3f}")

@@ -1,8 +1,10 @@
 r"""Problems and long-thought reasoning traces of the testbed (pure, seeded, no torch).
 
-A problem is a chain of additions and subtractions over small numbers, ``12 + 7 - 5 + 9``,
-whose difficulty is its number of operations. A *trace* solves it one step per operation,
-``12 + 7 = 19 ;``, and ends with ``answer \boxed{ 23 }``. Tokens are separated by single
+A problem is a chain of additions and subtractions over small numbers, written with a label
+before each operation, ``12 #1 + 7 #2 - 5 #3 + 9``; its difficulty is its number of operations.
+A *trace* solves it one labelled step per operation, ``#1 12 + 7 = 19 ;``, and ends with
+``answer \boxed{ 23 }``. (The labels let a small model find the next operation by looking it up
+instead of counting; they are part of the task, the same for every method.) Tokens are separated by single
 spaces and every number is one token, so a trace's token length is ``len(text.split())``.
 
 The behaviour the reference model imitates adds redundancy of the kinds the O1-Pruner paper
@@ -11,11 +13,11 @@ trace so the K samples of one problem differ widely in length:
 
 - restating the problem first (``restate 12 + 7 - 5 + 9 ;``);
 - re-verifying a step already done by its inverse (``check 19 - 7 = 12 ok ;``);
-- "wait, let me recompute" (``wait 12 + 7 = 19 ;``);
-- solving again from the start (``again 12 + 7 = 19 ; … ; same ;``).
+- "wait, let me recompute" (``wait #1 12 + 7 = 19 ;``);
+- solving again from the start (``again #1 12 + 7 = 19 ; … ; same ;``).
 
 Some of it is useful. A step goes wrong with probability ``error_rate``; a check or a recompute
-right after it catches the error (``check 20 - 7 = 13 wrong ; fix 12 + 7 = 19 ;``), and a
+right after it catches the error (``check 20 - 7 = 13 wrong ; fix #1 12 + 7 = 19 ;``), and a
 second solve that disagrees replaces the answer (``… ; differ ;``). An error nothing catches
 reaches the final answer. There is also a short-cut, a guess (``guess 12 + 7 - 5 + 9 ≈ 20 ;
 answer \boxed{ 20 }``, the answer rounded to a multiple of ten), shorter than the minimal
@@ -31,17 +33,19 @@ from __future__ import annotations
 import random
 from dataclasses import asdict, dataclass, field
 
+#: Step labels (``#1`` … ``#8``): the largest number of operations a problem may have.
+LABELS = tuple(f"#{i}" for i in range(1, 9))
 #: Words of the trace language besides numbers (the tokenizer's vocabulary is built from these).
 WORDS = ("+", "-", "=", ";", "≈", "restate", "check", "ok", "wrong", "fix", "wait", "again",
-         "same", "differ", "guess", "answer", "\\boxed{", "}")
+         "same", "differ", "guess", "answer", "\\boxed{", "}", *LABELS)
 
 
 @dataclass(frozen=True)
 class TaskSpec:
     """The problem family: values stay in ``[0, max_value]``, operands in ``[1, max_operand]``."""
 
-    max_value: int = 99
-    max_operand: int = 19
+    max_value: int = 29
+    max_operand: int = 5
     min_ops: int = 2
     max_ops: int = 4
 
@@ -76,7 +80,7 @@ class Problem:
 
     @property
     def text(self) -> str:
-        return " ".join([str(self.start), *(f"{op} {b}" for op, b in self.ops)])
+        return " ".join([str(self.start), *(f"{LABELS[i]} {op} {b}" for i, (op, b) in enumerate(self.ops))])
 
     def to_meta(self) -> dict:
         return {"start": self.start, "ops": [list(o) for o in self.ops], "l_min": minimal_length(self)}
@@ -107,8 +111,8 @@ def make_problems(count: int, seed: int, task: TaskSpec = TaskSpec()) -> list[Pr
     return [make_problem(rng, task.min_ops + i % span, task) for i in range(count)]
 
 
-def _step(x: int, op: str, b: int, y: int) -> list[str]:
-    return [str(x), op, str(b), "=", str(y), ";"]
+def _step(i: int, x: int, op: str, b: int, y: int) -> list[str]:
+    return [LABELS[i], str(x), op, str(b), "=", str(y), ";"]
 
 
 def _answer(value: int) -> list[str]:
@@ -119,8 +123,8 @@ def minimal_trace(p: Problem) -> str:
     """The shortest correct step-by-step trace: each operation once, then the answer."""
     words: list[str] = []
     x = p.start
-    for (op, b), y in zip(p.ops, p.values):
-        words += _step(x, op, b, y)
+    for i, ((op, b), y) in enumerate(zip(p.ops, p.values)):
+        words += _step(i, x, op, b, y)
         x = y
     return " ".join(words + _answer(p.answer))
 
@@ -140,34 +144,35 @@ def sample_trace(p: Problem, rng: random.Random, style: TraceStyle = TraceStyle(
                  task: TaskSpec = TaskSpec()) -> str:
     """One reasoning trace for ``p`` drawn from ``style`` (redundant, sometimes wrong)."""
     if rng.random() < style.p_guess:
-        rounded = min(task.max_value, 10 * round(p.answer / 10))
+        rounded = 10 * round(p.answer / 10)  # within the tokenizer's number range
         return " ".join(["guess", *p.text.split(), "≈", str(rounded), ";", *_answer(rounded)])
     words: list[str] = []
     if rng.random() < style.p_restate:
         words += ["restate", *p.text.split(), ";"]
     x = p.start
-    for op, b in p.ops:
+    for i, (op, b) in enumerate(p.ops):
         true_y = apply(x, op, b)
         y = _wrong(rng, true_y, style) if rng.random() < style.error_rate else true_y
-        words += _step(x, op, b, y)
+        words += _step(i, x, op, b, y)
         if rng.random() < style.p_check:
             inverse = "-" if op == "+" else "+"
             back = apply(y, inverse, b)
             if back == x:
                 words += ["check", str(y), inverse, str(b), "=", str(back), "ok", ";"]
             else:
-                words += ["check", str(y), inverse, str(b), "=", str(back), "wrong", ";", "fix", *_step(x, op, b, true_y)]
+                words += ["check", str(y), inverse, str(b), "=", str(back), "wrong", ";", "fix",
+                          *_step(i, x, op, b, true_y)]
                 y = true_y
         if rng.random() < style.p_recompute:
-            words += ["wait", *_step(x, op, b, true_y)]
+            words += ["wait", *_step(i, x, op, b, true_y)]
             y = true_y
         x = y
     final = x
     if rng.random() < style.p_again:
         words.append("again")
         z = p.start
-        for (op, b), v in zip(p.ops, p.values):
-            words += _step(z, op, b, v)
+        for i, ((op, b), v) in enumerate(zip(p.ops, p.values)):
+            words += _step(i, z, op, b, v)
             z = v
         words += ["same" if z == final else "differ", ";"]
         final = z

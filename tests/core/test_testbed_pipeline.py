@@ -1,0 +1,108 @@
+"""The testbed through the real pipeline and the benchmark's statistics, on the barely trained
+``embedded:longthought-smoke`` model (same architecture and vocabulary; seconds to build)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def testbed_bench():
+    sys.path.insert(0, str(REPO / "bench"))
+    spec = importlib.util.spec_from_file_location("bench_testbed", REPO / "bench" / "testbed.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_testbed"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    import os
+
+    root = tmp_path_factory.mktemp("cache")
+    old = os.environ.get("O1PRUNER_CACHE")
+    os.environ["O1PRUNER_CACHE"] = str(root)
+    yield root
+    if old is None:
+        os.environ.pop("O1PRUNER_CACHE", None)
+    else:
+        os.environ["O1PRUNER_CACHE"] = old
+
+
+def test_smoke_model_builds_once_as_a_normal_hf_directory(cache):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from o1pruner.models import ensure_embedded
+
+    path = ensure_embedded("longthought-smoke")
+    assert path.name.startswith("longthought-smoke-") and (path / "model.safetensors").is_file()
+    info = json.loads((path / "testbed.json").read_text())
+    assert info["recipe"]["steps"] == 4 and info["build"]["parameters"] > 0
+    assert ensure_embedded("longthought-smoke") == path  # cached by the recipe's digest
+    tok = AutoTokenizer.from_pretrained(str(path))
+    model = AutoModelForCausalLM.from_pretrained(str(path))
+    assert model.config.vocab_size == len(tok)
+    assert tok.apply_chat_template([{"role": "user", "content": "3 + 4"}], tokenize=False,
+                                   add_generation_prompt=True) == "<s><|user|> 3 + 4 <|assistant|>"
+
+
+def test_bench_runs_every_method_and_renders_from_its_json(cache, tmp_path, testbed_bench):
+    tb = testbed_bench
+    cfg = tb.Config(seeds=(0, 1), train_count=6, eval_count=9, k=2, max_tokens=24, steps=2, batch_size=4,
+                    max_length=64, lambdas=(0.0, 2.0), model="embedded:longthought-smoke", work=str(tmp_path / "work"),
+                    baselines=False)  # the untrained smoke model has no correct samples for SFT/DPO
+    for seed in cfg.seeds:
+        tb.run_seed(cfg, seed)
+    record = {"machine": {"cpu": "test", "cores": 2, "load_average_at_start": [0.0, 0, 0],
+                          "load_average_at_end": [0.0, 0, 0]}, "command": "python bench/testbed.py", "wall_seconds": 1.0,
+              "git_commit": "abc", "started_at": "now"}
+    result = tb.build_result(cfg, record, results_dir=tmp_path / "results")
+    stats = result["stats"]
+    assert stats["base"]["n"] == 9 and stats["base"]["seeds_identical"]
+    assert set(stats["rows"]) == {"o1-lam0", "o1-lam2"}
+    for run, row in stats["rows"].items():
+        assert len(row["per_seed"]) == 2
+        assert row["delta_accuracy"]["low"] <= row["delta_accuracy"]["mean"] <= row["delta_accuracy"]["high"]
+        trained = result["train"][run]
+        assert all(t["steps"] == cfg.steps for t in trained.values()), trained  # the same budget for every method
+    per_problem = json.loads(__import__("gzip").decompress((tmp_path / "results" / "testbed_per_problem.json.gz")
+                                                           .read_bytes()))
+    assert len(per_problem["l_min"]) == 9 and set(per_problem["base"]) == {"0", "1"}
+    out = tmp_path / "rendered"
+    tb.render_results(json.loads(json.dumps(result, default=str)), out)
+    md = (out / "testbed.md").read_text()
+    assert "Table 2" in md and "λ ablation" in md and (out / "testbed.png").stat().st_size > 10_000
+    tb.render_results(json.loads(json.dumps(result, default=str)), tmp_path / "again")
+    assert (tmp_path / "again" / "testbed.md").read_text() == md
+
+
+def test_local_pipeline_runs_on_the_testbed_and_reports_the_gap(cache, tmp_path):
+    from o1pruner.pipeline import run_local
+    from o1pruner.spec import parse_job
+
+    job = {
+        "apiVersion": "o1pruner.dev/v1alpha1", "kind": "PruningJob", "metadata": {"name": "tb"},
+        "spec": {
+            "model": {"source": "embedded:longthought-smoke"},
+            "datasets": {"train": {"name": "t", "source": "builtin:longthought", "generator": {"count": 4, "seed": 1}},
+                         "eval": [{"name": "e", "source": "builtin:longthought", "generator": {"count": 6, "seed": 2}}]},
+            "prompt": {"system": ""},
+            "sampling": {"k": 2, "temperature": 1.0, "topP": 1.0, "maxTokens": 16, "backend": "transformers"},
+            "training": {"epochs": 1, "batchSize": 4, "microBatchSize": 4, "maxLength": 64,
+                         "deepspeed": {"enabled": False}},
+            "evaluation": {"maxTokens": 16},
+            "storage": {"uri": str(tmp_path / "run")},
+            "metrics": {"port": 0},
+        },
+    }
+    report = run_local(parse_job(job))
+    assert report["paired"]["problems"] == 6
+    assert report["paired"]["meanLMin"] > 0 and "gapClosed" in report["paired"]
