@@ -1,7 +1,9 @@
 """The one-command local run, for real: examples/local.yaml (the long-thought testbed) on this CPU.
 
 Slow tier: `pytest -m slow`. It asserts the product's headline claim, not only its direction:
-on held-out problems the pruned model's answers are shorter by the target, the accuracy change's
+the testbed's reference model has held-out greedy accuracy in [0.6, 0.9], answers at least 2.5x
+the lower bound L_min long and under 1 % at the token cap; on held-out problems the pruned
+model's answers are shorter by the target, the accuracy change's
 95 % paired-bootstrap interval stays above the allowed drop, and a real share of the redundancy
 gap down to the known lower bound L_min is closed. The pretrained path (examples/smollm2.yaml)
 is checked to parse here and is measured in `make bench`.
@@ -43,6 +45,13 @@ def test_local_example_prunes_length_at_equal_accuracy(tmp_path):
     assert paired["gapClosed"] >= GAP_CLOSED_AT_LEAST, paired
     assert report["tokens"]["saved"] > 0
     assert (tmp_path / "run" / "report" / "report.png").stat().st_size > 10_000
+
+    # The reference model is one worth pruning: decent accuracy, long answers, lengths not censored.
+    avg = report["results"]["average"]
+    assert 0.6 <= avg["baseAccuracy"] <= 0.9, avg
+    assert avg["baseLength"] >= 2.5 * paired["meanLMin"], (avg, paired["meanLMin"])
+    base = [json.loads(line) for line in (tmp_path / "run" / "eval" / "base" / "longthought-heldout.jsonl").open()]
+    assert sum(r["finish_reason"] == "length" for r in base) / len(base) < 0.01
 
 
 def test_pretrained_example_parses():
