@@ -34,8 +34,8 @@ COMPLETE_MARKER = ".o1pruner-complete"
 
 @dataclass(frozen=True)
 class ModelShape:
-    hidden_size: int = 256
-    intermediate_size: int = 768
+    hidden_size: int = 160
+    intermediate_size: int = 480
     num_hidden_layers: int = 4
     num_attention_heads: int = 4
     max_position_embeddings: int = 512
@@ -48,8 +48,8 @@ class Recipe:
     task: TaskSpec = field(default_factory=TaskSpec)
     style: TraceStyle = field(default_factory=TraceStyle)
     shape: ModelShape = field(default_factory=ModelShape)
-    steps: int = 600
-    batch_size: int = 48
+    steps: int = 1000
+    batch_size: int = 32
     learning_rate: float = 3e-3
     warmup_steps: int = 30
     weight_decay: float = 0.01
