@@ -3,8 +3,8 @@
 The model is a small Llama (``LlamaForCausalLM``) trained with next-token cross-entropy on the
 answer tokens of traces drawn from :func:`o1pruner.testbed.traces.sample_trace` (prompt tokens
 masked), fresh data every step, AdamW with linear warm-up and cosine decay. Everything follows
-from the :class:`Recipe`: the same recipe on the same torch build and thread count gives the
-same weights, and the cache directory is named by a hash of the recipe, so changing any
+from the :class:`Recipe`: the same recipe on the same torch build gives the same weights (one
+CPU thread), and the cache directory is named by a hash of the recipe, so changing any
 setting builds a new model instead of reusing a stale one.
 
 The directory holds ``config.json``, ``generation_config.json``, ``model.safetensors``, the
@@ -109,7 +109,22 @@ def _batch(rng: random.Random, tok, recipe: Recipe):
 
 
 def train_model(recipe: Recipe, progress: bool = True):
-    """Train the reference model; returns ``(model, tokenizer, figures)``."""
+    """Train the reference model; returns ``(model, tokenizer, figures)``.
+
+    Runs on one CPU thread whatever the machine has: float reductions then happen in the same
+    order everywhere, so a recipe gives the same weights on any machine with the same torch build
+    (and a model this small gains little from more threads)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _train(recipe, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(recipe: Recipe, progress: bool):
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -153,7 +168,8 @@ def train_model(recipe: Recipe, progress: bool = True):
         bar.close()
     seconds = time.monotonic() - started
     figures = {"final_loss": round(loss_value, 4), "train_tokens": tokens, "train_seconds": round(seconds, 1),
-               "parameters": sum(p.numel() for p in model.parameters()), "torch_threads": torch.get_num_threads()}
+               "parameters": sum(p.numel() for p in model.parameters()), "torch_threads": torch.get_num_threads(),
+               "torch": torch.__version__}
     model.generation_config.eos_token_id = tok.eos_token_id
     model.generation_config.pad_token_id = tok.pad_token_id
     model.generation_config.bos_token_id = tok.bos_token_id
