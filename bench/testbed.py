@@ -57,6 +57,7 @@ class Config:
     model: str = MODEL
     work: str = str(WORK)
     baselines: bool = True  # SFT and DPO (they need correct reference samples)
+    only: tuple[str, ...] = ()  # run names to run (tuning); empty: all
 
     @property
     def root(self) -> Path:
@@ -69,7 +70,7 @@ def methods(cfg: Config) -> dict[str, tuple[str, dict]]:
            "dpo": ("DPO (shortest vs longest)", {"method": "dpo"})} if cfg.baselines else {}
     for lam in cfg.lambdas:
         out[f"o1-lam{lam:g}"] = (f"O1-Pruner (λ={lam:g})", {"method": "o1-pruner", "lambda": lam})
-    return out
+    return {k: v for k, v in out.items() if not cfg.only or k in cfg.only}
 
 
 def job(cfg: Config, seed: int, name: str, storage: Path, training: dict | None = None) -> dict:
@@ -482,6 +483,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=Config.steps)
     ap.add_argument("--learning-rate", type=float, default=Config.learning_rate)
     ap.add_argument("--tag", default=Config.tag)
+    ap.add_argument("--only", default="", help="comma-separated run names (e.g. o1-lam2,sft) for tuning")
     ap.add_argument("--fresh", action="store_true", help="delete this tag's working data first")
     args = ap.parse_args(argv)
     if args.rerender:
@@ -490,7 +492,8 @@ def main(argv: list[str] | None = None) -> int:
     record = start(argv, script=__file__)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = Config(seeds=tuple(args.seeds), eval_count=args.eval_count, train_count=args.train_count,
-                 steps=args.steps, learning_rate=args.learning_rate, tag=args.tag)
+                 steps=args.steps, learning_rate=args.learning_rate, tag=args.tag,
+                 only=tuple(x for x in args.only.split(",") if x))
     if args.fresh and cfg.root.exists():
         shutil.rmtree(cfg.root)
     for seed in cfg.seeds:

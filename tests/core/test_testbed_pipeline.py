@@ -106,3 +106,16 @@ def test_local_pipeline_runs_on_the_testbed_and_reports_the_gap(cache, tmp_path)
     report = run_local(parse_job(job))
     assert report["paired"]["problems"] == 6
     assert report["paired"]["meanLMin"] > 0 and "gapClosed" in report["paired"]
+
+
+def test_a_recipe_builds_the_same_weights_twice(tmp_path):
+    import hashlib
+
+    from o1pruner.testbed.build import TESTBED_RECIPES, build
+
+    recipe = TESTBED_RECIPES["longthought-smoke"]
+    digests = []
+    for name in ("a", "b"):
+        path = build(tmp_path / name, recipe, progress=False)
+        digests.append(hashlib.sha256((path / "model.safetensors").read_bytes()).hexdigest())
+    assert digests[0] == digests[1]
