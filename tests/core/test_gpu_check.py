@@ -67,7 +67,7 @@ def test_check_selection():
     assert gc.skip_reason("train/m/zero2", "cpu", True, deepspeed_on_cpu=True) is None
     assert gc.skip_reason("train/m/zero3", "cuda", False) == "the deepspeed package is not installed"
     assert gc.skip_reason("train/m/torch", "cpu", False) is None
-    assert gc.model_label("embedded:longthought-arith") == "longthought-arith"
+    assert gc.model_label("embedded:longthought-smoke") == "longthought-smoke"
     assert gc.model_label("/models/tiny/") == "tiny"
 
 
