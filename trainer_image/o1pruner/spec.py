@@ -78,12 +78,12 @@ CLUSTER_PATTERNS: dict[tuple[str, ...], tuple[str, str]] = {
         "a local path does not exist in the sampler pod",
     ),
     ("datasets", "train", "source"): (
-        rf"^({_S3_BODY}|{BUILTIN_ARITHMETIC})$",
-        f"in a cluster a dataset is an s3://bucket/key.jsonl URI or {BUILTIN_ARITHMETIC}",
+        rf"^({_S3_BODY}|{BUILTIN_ARITHMETIC}|{BUILTIN_LONGTHOUGHT})$",
+        f"in a cluster a dataset is an s3://bucket/key.jsonl URI, {BUILTIN_ARITHMETIC} or {BUILTIN_LONGTHOUGHT}",
     ),
     ("datasets", "eval", "[]", "source"): (
-        rf"^({_S3_BODY}|{BUILTIN_ARITHMETIC})$",
-        f"in a cluster a dataset is an s3://bucket/key.jsonl URI or {BUILTIN_ARITHMETIC}",
+        rf"^({_S3_BODY}|{BUILTIN_ARITHMETIC}|{BUILTIN_LONGTHOUGHT})$",
+        f"in a cluster a dataset is an s3://bucket/key.jsonl URI, {BUILTIN_ARITHMETIC} or {BUILTIN_LONGTHOUGHT}",
     ),
     ("storage", "uri"): (
         _S3_URI,
