@@ -100,7 +100,7 @@ def test_local_pipeline_runs_on_the_testbed_and_reports_the_gap(cache, tmp_path)
                          "deepspeed": {"enabled": False}},
             "evaluation": {"maxTokens": 16},
             "storage": {"uri": str(tmp_path / "run")},
-            "metrics": {"port": 0},
+            "metrics": {"port": 19499},
         },
     }
     report = run_local(parse_job(job))
