@@ -50,6 +50,7 @@ def test_sidecar_names_a_real_run(script, data):
     job = data["job"]
     assert job["name"] and job["model"] and data["commit"] and data["date"] and data["run"]["returncode"] == 0
     assert not job["name"].startswith("demo"), job
+    assert job["model"].startswith("embedded:longthought"), job  # the long-thought testbed model
     # Queried for that job, with every template variable substituted.
     for p in data["panels"]:
         for t in p["targets"]:
