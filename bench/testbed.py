@@ -50,7 +50,7 @@ class Config:
     max_tokens: int = 192
     steps: int = 48  # optimizer steps, the same for every method
     batch_size: int = 32
-    learning_rate: float = 1e-4
+    learning_rate: float = 3e-5
     max_length: int = 256
     lambdas: tuple[float, ...] = (0.0, 1.0, 2.0, 5.0)
     tag: str = "v1"
