@@ -22,7 +22,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 RESULTS = HERE / "results"
-ORDER = ["sampler_throughput", "trainer_efficiency", "table2", "lambda_ablation"]
+ORDER = ["sampler_throughput", "trainer_efficiency", "testbed", "table2", "lambda_ablation"]
 
 
 def recorded_argv(name: str) -> list[str]:
