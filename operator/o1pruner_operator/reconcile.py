@@ -37,7 +37,8 @@ from o1pruner_operator.manifests.common import LABEL_COMPONENT, LABEL_JOB, LABEL
 from o1pruner_operator.manifests.sampler import component as sampler_component
 from o1pruner_operator.settings import OperatorConfig
 from o1pruner_operator.status import (
-    TERMINAL, artifacts, get_condition, is_true, now_iso, parse_results, parse_time, set_condition,
+    TERMINAL, WARNING_CONDITIONS, artifacts, get_condition, guard_condition, is_true, now_iso, parse_results,
+    parse_time, set_condition,
 )
 
 log = logging.getLogger("o1pruner_operator.reconcile")
@@ -144,7 +145,7 @@ class StatusDraft:
         after = get_condition(self.new["conditions"], type_)
         if not before or before.get("status") != after["status"]:
             if after["status"] == "True" or before:
-                kind = "Warning" if type_ == "Failed" and after["status"] == "True" else "Normal"
+                kind = "Warning" if type_ in WARNING_CONDITIONS and after["status"] == "True" else "Normal"
                 # "Trained: ..." when a condition becomes true, its reason ("ScaledDown") otherwise.
                 event_reason = type_ if after["status"] == "True" else reason
                 self.events.append((kind, event_reason, f"{type_}={after['status']}: {message}"))
@@ -392,6 +393,15 @@ class Reconciler:
             draft.condition("Evaluated", True, "NoResults",
                             f"the evaluate container reported no results; see {ctx.artifact('report/')}")
         draft.new["artifacts"].update(artifacts(ctx.storage_uri, sampled=True, trained=True, evaluated=True))
+        guard = guard_condition(results)
+        if guard is not None:
+            draft.condition("AccuracyGuardFailed", *guard)
+        if guard is not None and guard[0]:  # rejected: the model is kept for inspection, not published
+            draft.new["artifacts"]["rejectedModel"] = draft.new["artifacts"]["model"]
+            draft.new["artifacts"]["model"] = None  # null removes the key in the status merge patch
+            draft.condition("Ready", False, "AccuracyGuardFailed", guard[2])
+            draft.transition("Succeeded", "evaluation complete; the accuracy guard rejected the pruned model")
+            return
         draft.condition("Ready", True, "Succeeded", "pruned model evaluated")
         draft.transition("Succeeded", "evaluation complete")
 

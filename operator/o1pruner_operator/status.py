@@ -8,8 +8,10 @@ import math
 from typing import Any
 
 TERMINAL = ("Succeeded", "Failed")
-CONDITION_TYPES = ("SamplersReady", "ReferenceSampled", "Trained", "Evaluated", "Ready", "Failed", "Suspended",
-                   "Blocked")
+CONDITION_TYPES = ("SamplersReady", "ReferenceSampled", "Trained", "Evaluated", "AccuracyGuardFailed", "Ready",
+                   "Failed", "Suspended", "Blocked")
+#: Conditions whose True status is a warning (their events are posted as Warning).
+WARNING_CONDITIONS = ("Failed", "AccuracyGuardFailed")
 RESULT_KEYS = ("baseAccuracy", "prunedAccuracy", "baseLength", "prunedLength", "lengthReduction",
                "accuracyChange", "aes")
 _ALIASES = {
@@ -134,4 +136,35 @@ def parse_results(message: str | None) -> dict[str, Any] | None:
                 average[key] = round(sum(vals) / len(vals), 6)
     if not datasets and not average:
         return None
-    return {"datasets": datasets, "average": average}
+    out: dict[str, Any] = {"datasets": datasets, "average": average}
+    if isinstance(doc.get("accepted"), bool):
+        out["accepted"] = doc["accepted"]
+    if (guard := _guard(doc.get("guard"))) is not None:
+        out["guard"] = guard
+    return out
+
+
+def _guard(raw: Any) -> dict[str, Any] | None:
+    """The accuracy guard's verdict from the termination message, or None when absent or unusable."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("passed"), bool):
+        return None
+    failed = raw.get("failed") if isinstance(raw.get("failed"), list) else []
+    out: dict[str, Any] = {"passed": raw["passed"], "failed": [str(b) for b in failed][:16],
+                           "message": str(raw.get("message") or "")[:1024]}
+    if (drop := _number(raw.get("maxAccuracyDrop"))) is not None:
+        out["maxAccuracyDrop"] = drop
+    return out
+
+
+def guard_condition(results: dict[str, Any] | None) -> tuple[bool, str, str] | None:
+    """``(status, reason, message)`` of the ``AccuracyGuardFailed`` condition from the parsed
+    results: True (reason ``AccuracyDropped``) with the message naming the failing difficulty
+    buckets and their figures; False (``AccuracyKept``) when the guard passed; None when the
+    evaluation reported no verdict (guard disabled, or an older trainer image)."""
+    guard = (results or {}).get("guard")
+    if not guard:
+        return None
+    message = guard.get("message") or ("accuracy guard failed in " + ", ".join(guard.get("failed") or ["?"]))
+    if guard["passed"]:
+        return False, "AccuracyKept", message
+    return True, "AccuracyDropped", message + "; the pruned model is not accepted"

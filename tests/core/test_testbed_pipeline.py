@@ -106,6 +106,11 @@ def test_local_pipeline_runs_on_the_testbed_and_reports_the_gap(cache, tmp_path)
     report = run_local(parse_job(job))
     assert report["paired"]["problems"] == 6
     assert report["paired"]["meanLMin"] > 0 and "gapClosed" in report["paired"]
+    # the accuracy guard judged the run (6 problems: every difficulty bucket is inconclusive)
+    guard = report["guard"]
+    assert guard["buckets"]["all"]["n"] == 6 and report["accepted"] is guard["passed"]
+    assert all(guard["buckets"][b]["verdict"] == "inconclusive" for b in guard["buckets"] if b != "all")
+    assert json.loads((tmp_path / "run" / "report" / "report.json").read_text())["accepted"] is report["accepted"]
 
 
 def test_a_recipe_builds_the_same_weights_twice(tmp_path):

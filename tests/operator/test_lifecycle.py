@@ -50,6 +50,18 @@ async def drive_to_training(cluster, wait, name=NAME):
     await wait(lambda: cluster.train_obj(name), what=f"the {cluster.backend} training object")
 
 
+async def finish_evaluation(cluster, wait, results: dict, name=NAME) -> None:
+    """The eval Job (of a ready pruned sampler) succeeds with ``results`` as its
+    container's termination message."""
+    await wait(lambda: cluster.obj("jobs", f"{name}-evaluate"), what="eval job")
+    labels = cluster.obj("jobs", f"{name}-evaluate")["spec"]["template"]["metadata"]["labels"]
+    await cluster.pod(f"{name}-evaluate-abcde", labels, {"phase": "Succeeded", "containerStatuses": [
+        {"name": "evaluate", "restartCount": 0, "state": {"terminated": {
+            "exitCode": 0, "reason": "Completed", "message": json.dumps(results),
+            "finishedAt": "2026-11-28T13:00:00Z"}}}]})
+    await cluster.job_done(f"{name}-evaluate")
+
+
 @all_backends
 async def test_full_lifecycle(cluster, run_operator, wait, make_job):
     async with run_operator():
@@ -112,13 +124,7 @@ async def test_full_lifecycle(cluster, run_operator, wait, make_job):
         assert pruned["initContainers"][0]["command"] == [
             "o1pruner", "fetch-model", "s3://o1pruner-runs/marco-o1-pruned/train/model", "/models/pruned"]
         await cluster.deployment_ready(f"{NAME}-sampler-pruned")
-        await wait(lambda: cluster.obj("jobs", f"{NAME}-evaluate"), what="eval job")
-        labels = cluster.obj("jobs", f"{NAME}-evaluate")["spec"]["template"]["metadata"]["labels"]
-        await cluster.pod(f"{NAME}-evaluate-abcde", labels, {"phase": "Succeeded", "containerStatuses": [
-            {"name": "evaluate", "restartCount": 0, "state": {"terminated": {
-                "exitCode": 0, "reason": "Completed", "message": json.dumps(RESULTS),
-                "finishedAt": "2026-11-28T13:00:00Z"}}}]})
-        await cluster.job_done(f"{NAME}-evaluate")
+        await finish_evaluation(cluster, wait, RESULTS)
         await wait(lambda: phase(cluster) == "Succeeded", what="Succeeded")
 
         status = cluster.obj("pruningjobs", NAME)["status"]
@@ -159,6 +165,33 @@ async def test_full_lifecycle(cluster, run_operator, wait, make_job):
             return {(cluster.obj("events", n) or {}).get("reason") for n in cluster.names("events")}
         await wait(lambda: {"Sampling", "Training", "Evaluating", "Succeeded", "ReferenceSampled",
                             "Trained", "Evaluated", "Ready"} <= reasons(), what=f"events, got {reasons()}")
+
+
+async def test_a_guard_failure_rejects_the_model(cluster, run_operator, wait, make_job):
+    """The eval container reports a failed accuracy guard: the job ends with AccuracyGuardFailed
+    naming the bucket, Ready False, results.accepted false and no published model."""
+    verdict = {**RESULTS, "accepted": False, "guard": {
+        "passed": False, "failed": ["3"], "maxAccuracyDrop": 0.01,
+        "message": "accuracy guard failed (CI lower bound below −1.0 points): difficulty 3: accuracy 0.900 → "
+                   "0.800, Δ -10.0 points (95 % CI -16.0 to -4.0, n=100)"}}
+    async with run_operator():
+        await cluster.create("pruningjobs", make_job(NAME))
+        await drive_to_training(cluster, wait)
+        await cluster.training(NAME, "Succeeded")
+        await wait(lambda: phase(cluster) == "Evaluating", what="Evaluating")
+        await wait(lambda: cluster.obj("deployments", f"{NAME}-sampler-pruned"), what="pruned sampler")
+        await cluster.deployment_ready(f"{NAME}-sampler-pruned")
+        await finish_evaluation(cluster, wait, verdict)
+        await wait(lambda: phase(cluster) == "Succeeded", what="Succeeded")
+        status = cluster.obj("pruningjobs", NAME)["status"]
+        guard = condition(cluster, "AccuracyGuardFailed")
+        assert guard["status"] == "True" and guard["reason"] == "AccuracyDropped"
+        assert "difficulty 3" in guard["message"] and "-10.0 points" in guard["message"]
+        assert guard["observedGeneration"] == 1
+        assert condition(cluster, "Ready")["status"] == "False"
+        assert condition(cluster, "Ready")["reason"] == "AccuracyGuardFailed"
+        assert status["results"]["accepted"] is False
+        assert "model" not in status["artifacts"] and status["artifacts"]["rejectedModel"].endswith("/train/model/")
 
 
 @all_backends

@@ -48,6 +48,8 @@ def _print_report(report: dict) -> None:
         f"{avg['prunedAccuracy']:.3f}, AES {'n/a' if aes is None else f'{aes:.3f}'}; "
         f"tokens saved {report['tokens']['saved']} ({report['tokens']['savedFraction'] * 100:.1f}%)"
     )
+    if report.get("guard"):
+        print(report["guard"]["message"] + ("" if report["accepted"] else "\npruned model NOT accepted"))
 
 
 def cmd_run(args) -> int:

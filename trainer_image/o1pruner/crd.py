@@ -279,6 +279,8 @@ PRINTER_COLUMNS = [
     {"name": "Len Red", "type": "number", "jsonPath": ".status.summary.lengthReduction",
      "description": "Relative reduction of the mean solution length, base to pruned."},
     {"name": "AES", "type": "number", "jsonPath": ".status.summary.aes"},
+    {"name": "Accepted", "type": "boolean", "jsonPath": ".status.results.accepted",
+     "description": "False when the accuracy guard rejected the pruned model (condition AccuracyGuardFailed)."},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]
 

@@ -9,10 +9,24 @@ accuracy also the exact McNemar test on the discordant problems. Pure functions 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
+
+
+def first_answers_paired(base: Iterable[dict], model: Iterable[dict]) -> list[tuple[dict, dict]]:
+    """``(base, model)`` record pairs: the first answer of each ``(dataset, problem_id)`` both
+    sides answered, in the base's order (problems only one side answered are left out)."""
+
+    def first(records: Iterable[dict]) -> dict:
+        out: dict = {}
+        for r in records:
+            out.setdefault((r.get("dataset"), r["problem_id"]), r)
+        return out
+
+    b, m = first(base), first(model)
+    return [(b[k], m[k]) for k in b if k in m]
 
 
 @dataclass(frozen=True)

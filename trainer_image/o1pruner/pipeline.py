@@ -311,7 +311,7 @@ def _make_report(ctx: Context) -> dict | None:
             base, ctx.store.read_json(f"eval/{FAST_PROMPT}/summary.json"), ev.aes, ("base", FAST_PROMPT)
         )
     l_min = {p.id: p.meta["l_min"] for ps in eval_problems(ctx).values() for p in ps if "l_min" in p.meta}
-    report = build_report(ctx.name, results, base_recs, pruned_recs, extra, l_min=l_min or None)
+    report = build_report(ctx.name, results, base_recs, pruned_recs, extra, l_min=l_min or None, guard=ev.guard)
     ctx.store.write_json("report/report.json", report)
     ctx.store.write_bytes("report/report.png", render_png(report, base_recs, pruned_recs))
     if ctx.metrics is not None:

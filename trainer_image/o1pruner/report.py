@@ -8,6 +8,8 @@ import io
 from collections.abc import Mapping, Sequence
 
 from o1pruner.evaluation import IncomparableEvaluations, by_difficulty
+from o1pruner.guard import guard_records
+from o1pruner.spec import GuardSpec
 
 
 def check_same_problems(base: Sequence[dict], pruned: Sequence[dict]) -> None:
@@ -30,30 +32,25 @@ def paired_summary(base: Sequence[dict], pruned: Sequence[dict], l_min: Mapping[
     lower bound L_min is known (:mod:`o1pruner.paired`)."""
     import numpy as np
 
-    from o1pruner.paired import bootstrap_mean_ci, bootstrap_ratio_ci, gap_closed, mcnemar_exact
+    from o1pruner.paired import (
+        bootstrap_mean_ci, bootstrap_ratio_ci, first_answers_paired, gap_closed, mcnemar_exact,
+    )
 
-    def first(records: Sequence[dict]) -> dict:
-        out: dict = {}
-        for r in records:
-            out.setdefault((r.get("dataset"), r["problem_id"]), r)
-        return out
-
-    b, p = first(base), first(pruned)
-    keys = [k for k in b if k in p]
-    if not keys:
+    pairs = first_answers_paired(base, pruned)
+    if not pairs:
         return {"problems": 0}
-    bc = np.array([float(bool(b[k]["correct"])) for k in keys])
-    pc = np.array([float(bool(p[k]["correct"])) for k in keys])
-    bl = np.array([float(b[k]["length"]) for k in keys])
-    pl = np.array([float(p[k]["length"]) for k in keys])
+    bc = np.array([float(bool(b["correct"])) for b, _ in pairs])
+    pc = np.array([float(bool(p["correct"])) for _, p in pairs])
+    bl = np.array([float(b["length"]) for b, _ in pairs])
+    pl = np.array([float(p["length"]) for _, p in pairs])
     out: dict = {
-        "problems": len(keys),
+        "problems": len(pairs),
         "deltaAccuracy": bootstrap_mean_ci(pc - bc).to_dict(),
         "lengthChange": bootstrap_ratio_ci(pl, bl).to_dict(),
         "mcnemar": mcnemar_exact(bc.astype(bool).tolist(), pc.astype(bool).tolist()),
         "byDifficulty": {},
     }
-    difficulty = np.array([str(b[k].get("difficulty")) for k in keys])
+    difficulty = np.array([str(b.get("difficulty")) for b, _ in pairs])
     for d in sorted(set(difficulty.tolist())):
         m = difficulty == d
         out["byDifficulty"][d] = {"n": int(m.sum()), "baseAccuracy": float(bc[m].mean()),
@@ -61,24 +58,30 @@ def paired_summary(base: Sequence[dict], pruned: Sequence[dict], l_min: Mapping[
                                   "deltaAccuracy": bootstrap_mean_ci(pc[m] - bc[m]).to_dict(),
                                   "baseAccuracyCI": bootstrap_mean_ci(bc[m]).to_dict(),
                                   "prunedAccuracyCI": bootstrap_mean_ci(pc[m]).to_dict()}
-    if l_min and all(k[1] in l_min for k in keys):
-        lm = np.array([float(l_min[k[1]]) for k in keys])
+    if l_min and all(b["problem_id"] in l_min for b, _ in pairs):
+        lm = np.array([float(l_min[b["problem_id"]]) for b, _ in pairs])
         out["meanLMin"] = float(lm.mean())
         out["gapClosed"] = gap_closed(float(bl.mean()), float(pl.mean()), float(lm.mean()))
     return out
 
 
 def build_report(job: str, results: dict, base: Sequence[dict], pruned: Sequence[dict], extra: dict | None = None,
-                 l_min: Mapping[str, int] | None = None) -> dict:
+                 l_min: Mapping[str, int] | None = None, guard: GuardSpec | None = None) -> dict:
     """Everything a person (or the operator's status) wants from a finished run.
 
     ``l_min`` maps problem ids to a known lower bound on a correct answer's length (the
     testbed's minimal traces); with it the report says how much of the redundancy gap closed.
-    Base and pruned must cover the same problems."""
+    With an enabled ``guard`` the report carries the accuracy guard's verdict
+    (:mod:`o1pruner.guard`) and ``accepted`` is false when it failed: the pruned model is then
+    not published as accepted. Base and pruned must cover the same problems."""
     check_same_problems(base, pruned)
     base_tokens = sum(r["length"] for r in base)
     pruned_tokens = sum(r["length"] for r in pruned)
+    verdict = (guard_records(base, pruned, max_drop=guard.max_accuracy_drop, min_problems=guard.min_bucket_problems)
+               if guard is not None and guard.enabled else None)
     return {
+        "accepted": verdict is None or verdict["passed"],
+        **({"guard": verdict} if verdict is not None else {}),
         "job": job,
         "results": results,
         "tokens": {
@@ -93,9 +96,24 @@ def build_report(job: str, results: dict, base: Sequence[dict], pruned: Sequence
     }
 
 
+def guard_summary(report: dict) -> dict | None:
+    """The guard's verdict in a few fields (termination message, status): passed, the failing
+    buckets and the one-line message naming them with their figures."""
+    g = report.get("guard")
+    if not g:
+        return None
+    return {"passed": g["passed"], "failed": g["failed"], "maxAccuracyDrop": g["maxAccuracyDrop"],
+            "message": g["message"][:800]}
+
+
 def termination_summary(report: dict) -> dict:
     """Compact results for the eval container's termination message (≤ 4 KiB, read by the operator)."""
-    return {"datasets": report["results"]["datasets"], "average": report["results"]["average"], "tokens": report["tokens"]}
+    out = {"datasets": report["results"]["datasets"], "average": report["results"]["average"], "tokens": report["tokens"],
+           "accepted": report.get("accepted", True)}
+    guard = guard_summary(report)
+    if guard is not None:
+        out["guard"] = guard
+    return out
 
 
 def render_png(report: dict, base: Sequence[dict], pruned: Sequence[dict]) -> bytes:
@@ -145,6 +163,8 @@ def render_png(report: dict, base: Sequence[dict], pruned: Sequence[dict]) -> by
          f"AES {aes_v:.3f}" if aes_v is not None else f"{report['job']}: AES n/a (base accuracy 0)")
         + (f", {100 * gap:.0f} % of the redundancy gap closed" if gap is not None else "")
         + f"; {report['tokens']['saved']} tokens saved"
+        + (f"\n{report['guard']['message']}" + ("" if report["accepted"] else " — pruned model NOT accepted")
+           if report.get("guard") else "")
     )
     fig.tight_layout()
     buf = io.BytesIO()

@@ -562,6 +562,23 @@ class AESWeights(_Model):
     gamma: float = Field(default=5.0, ge=0.0)
 
 
+class GuardSpec(_Model):
+    """The accuracy guard (:mod:`o1pruner.guard`): the pruned model is rejected (not published as
+    accepted) when, overall or in a difficulty bucket, the lower bound of the paired-bootstrap
+    95 % CI of Δaccuracy (pruned − base) lies below −maxAccuracyDrop."""
+
+    enabled: bool = Field(default=True, description="Judge the pruned model; false: report no verdict.")
+    max_accuracy_drop: float = Field(
+        default=0.01, ge=0.0, le=1.0,
+        description="Largest tolerated accuracy drop, as a fraction (0.01 = 1 point), for the CI's lower bound.",
+    )
+    min_bucket_problems: int = Field(
+        default=20, ge=1,
+        description="A difficulty bucket with fewer paired problems is reported as inconclusive and cannot "
+        "fail the guard by itself (the overall bucket is always judged).",
+    )
+
+
 class EvaluationSpec(_Model):
     """Base vs pruned evaluation: greedy decoding, K = 1 (as in the paper)."""
 
@@ -570,6 +587,7 @@ class EvaluationSpec(_Model):
     samples: int = Field(default=1, ge=1, le=64)
     aes: AESWeights = Field(default_factory=AESWeights)
     include_fast_prompt_baseline: bool = False
+    guard: GuardSpec = Field(default_factory=GuardSpec)
 
 
 class StorageSpec(_Model):
