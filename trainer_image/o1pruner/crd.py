@@ -167,6 +167,11 @@ CEL_RULES: dict[tuple[str, ...], list[dict[str, str]]] = {
             "message": "rewardClipMin must be < rewardClipMax",
             "fieldPath": ".rewardClipMin",
         },
+        {
+            "rule": "!has(self.reward) || self.reward == 'o1-pruner' || !has(self.method) || self.method == 'o1-pruner'",
+            "message": "a reward other than o1-pruner needs method o1-pruner (the off-policy surrogate)",
+            "fieldPath": ".reward",
+        },
     ],
     ("training", "trainable"): [
         {

@@ -55,6 +55,19 @@ def standardize(values: Sequence[float], eps: float = 1e-8) -> list[float]:
     return [(v - mean) / std for v in values]
 
 
+def scale_to_unit_std(values: Sequence[float], eps: float = 1e-8) -> list[float]:
+    """v / std over the set (population std), without re-centring: for advantages that are
+    already centred per problem (:mod:`o1pruner.length_rewards`). A constant set gives zeros."""
+    if not values:
+        return []
+    n = len(values)
+    mean = sum(values) / n
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / n)
+    if std < eps:
+        return [0.0 for _ in values]
+    return [v / std for v in values]
+
+
 def advantages(
     rewards: Sequence[float],
     clip_low: float = -2.0,

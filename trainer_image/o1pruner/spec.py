@@ -514,6 +514,20 @@ class TrainingSpec(_Model):
     """Length-harmonizing fine-tuning (paper Sec. 3.2, Eq. 5-7) and the baselines."""
 
     method: Literal["o1-pruner", "sft", "dpo"] = "o1-pruner"
+    reward: Literal["o1-pruner", "kimi-length", "efficient-reasoning"] = Field(
+        default="o1-pruner",
+        description="Reward of the off-policy surrogate (method o1-pruner): o1-pruner (paper Eq. 4, clipped and "
+        "standardised), kimi-length (Kimi k1.5 length penalty, arXiv 2501.12599) or efficient-reasoning "
+        "(Arora & Zanette, arXiv 2502.04463); see docs/method.md.",
+    )
+    length_reward_weight: float = Field(
+        default=1.0, ge=0.0, le=100.0,
+        description="kimi-length: weight of the length reward added to the correctness reward.",
+    )
+    efficiency_alpha: float = Field(
+        default=0.2, ge=0.0, le=1.0,
+        description="efficient-reasoning: alpha, the largest share of a correct sample's reward its length can take.",
+    )
     lam: float = Field(default=2.0, ge=0.0, le=100.0, alias="lambda", description="Accuracy weight lambda.")
     clip_epsilon: float = Field(default=0.2, gt=0.0, lt=1.0, description="PPO clip epsilon.")
     reward_clip_min: float = Field(default=-2.0, le=0.0)
@@ -551,6 +565,9 @@ class TrainingSpec(_Model):
             )
         if self.reward_clip_min >= self.reward_clip_max:
             raise ValueError("rewardClipMin must be < rewardClipMax")
+        if self.reward != "o1-pruner" and self.method != "o1-pruner":
+            raise ValueError(f"reward {self.reward} needs method o1-pruner (the off-policy surrogate), "
+                             f"not {self.method}")
         return self
 
 

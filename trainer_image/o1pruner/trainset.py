@@ -15,7 +15,8 @@ import random
 from collections import defaultdict
 from collections.abc import Iterable
 
-from o1pruner.rewards import advantages, length_harmonizing_reward
+from o1pruner.length_rewards import problem_rewards
+from o1pruner.rewards import advantages, length_harmonizing_reward, scale_to_unit_std
 from o1pruner.spec import TrainingSpec
 
 
@@ -35,7 +36,14 @@ def o1_pruner_examples(
     samples_per_problem: int = 2,
     seed: int = 0,
 ) -> list[dict]:
-    """Examples ``{problem_id, text, length, correct, reward, advantage}`` for the surrogate."""
+    """Examples ``{problem_id, text, length, correct, reward, advantage}`` for the surrogate.
+
+    ``training.reward`` picks the reward (the same samples are kept whichever it is): O1-Pruner's
+    Eq. 4 per sample, clipped and standardised over the set; or a group reward of
+    :mod:`o1pruner.length_rewards` over the problem's K samples, baseline-subtracted per problem
+    and scaled to unit std over the set."""
+    if training.reward != "o1-pruner":
+        return _group_reward_examples(records, training, samples_per_problem, seed)
     rng = random.Random(seed)
     chosen: list[dict] = []
     for pid, rs in _by_problem(records).items():
@@ -55,6 +63,24 @@ def o1_pruner_examples(
     )
     for e, a in zip(chosen, advs, strict=True):
         e["advantage"] = a
+    return chosen
+
+
+def _group_reward_examples(records: Iterable[dict], training: TrainingSpec, samples_per_problem: int,
+                           seed: int) -> list[dict]:
+    rng = random.Random(seed)
+    chosen: list[dict] = []
+    for rs in _by_problem(records).values():
+        rewards, advs = problem_rewards(
+            training.reward, [max(r["length"], 1) for r in rs], [bool(r["correct"]) for r in rs],
+            weight=training.length_reward_weight, alpha=training.efficiency_alpha,
+        )
+        scored = [{**r, "reward": rw, "advantage": a} for r, rw, a in zip(rs, rewards, advs, strict=True)]
+        rng.shuffle(scored)  # the same draw as O1-Pruner's: the same samples are kept
+        chosen.extend(scored[:samples_per_problem])
+    if training.standardize_advantages:
+        for e, a in zip(chosen, scale_to_unit_std([e["advantage"] for e in chosen]), strict=True):
+            e["advantage"] = a
     return chosen
 
 
