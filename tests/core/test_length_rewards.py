@@ -7,7 +7,7 @@ import pytest
 from o1pruner.length_rewards import (
     efficient_reasoning_rewards, group_advantages, kimi_length_penalty, kimi_length_rewards, problem_rewards,
 )
-from o1pruner.rewards import scale_to_unit_std
+from o1pruner.rewards import standardize
 from o1pruner.spec import TrainingSpec
 from o1pruner.stats import reference_stats
 from o1pruner.trainset import o1_pruner_examples
@@ -52,15 +52,14 @@ def test_bad_input_is_refused():
     with pytest.raises(ValueError, match="unknown"):
         problem_rewards("o1-pruner", [1], [True])
     assert group_advantages([0.7]) == [0.0]
-    assert scale_to_unit_std([1.0, -1.0, 3.0]) == pytest.approx([1 / 1.6330, -1 / 1.6330, 3 / 1.6330], abs=1e-4)
+    assert standardize([1.0, -1.0, 3.0], center=False) == pytest.approx([1 / 1.6330, -1 / 1.6330, 3 / 1.6330], abs=1e-4)
 
 
 def _recs():
-    out = []
-    for p, lengths, correct in [("a", [100, 200, 300, 400], [1, 1, 0, 0]), ("b", [50, 60, 70, 80], [0, 0, 0, 1])]:
-        for i, (n, c) in enumerate(zip(lengths, correct)):
-            out.append({"problem_id": p, "sample_index": i, "length": n, "correct": bool(c), "text": f"{p}{i}"})
-    return out
+    """Problem a: K = 4, the two short samples correct; problem b: only the longest correct."""
+    table = {"a": ([100, 200, 300, 400], [1, 1, 0, 0]), "b": ([50, 60, 70, 80], [0, 0, 0, 1])}
+    return [{"problem_id": p, "sample_index": i, "length": n, "correct": bool(c), "text": f"{p}{i}"}
+            for p, (lengths, flags) in table.items() for i, (n, c) in enumerate(zip(lengths, flags))]
 
 
 @pytest.mark.parametrize("reward", ["kimi-length", "efficient-reasoning"])
@@ -75,7 +74,7 @@ def test_the_training_set_uses_the_chosen_reward_on_the_same_samples(reward):
         rewards, _ = problem_rewards(reward, [x["length"] for x in group], [x["correct"] for x in group])
         assert e["reward"] == pytest.approx(rewards[e["sample_index"]])
     raw = o1_pruner_examples(r, st, TrainingSpec(reward=reward, standardize_advantages=False), 2, seed=0)
-    scaled = scale_to_unit_std([e["advantage"] for e in raw])
+    scaled = standardize([e["advantage"] for e in raw], center=False)
     assert [e["advantage"] for e in ex] == pytest.approx(scaled)
     a0 = next(e for e in ex if e["text"] == "a0")  # shortest correct sample of a: the best advantage
     assert a0["advantage"] == max(e["advantage"] for e in ex if e["problem_id"] == "a")

@@ -11,7 +11,7 @@ per-problem baseline; :func:`group_advantages` does that — Kimi k1.5's mean of
 and the leave-one-out mean (RLOO) for Arora & Zanette, who train with RLOO. Unlike O1-Pruner's
 rewards these are bounded and already centred per problem, so there is no [−2, 4] clip; with
 ``standardizeAdvantages`` they are divided by their standard deviation over the training set
-(:func:`o1pruner.rewards.scale_to_unit_std`, no re-centring) so that every reward takes steps of
+(:func:`o1pruner.rewards.standardize` with ``center=False``) so that every reward takes steps of
 the same size at the same learning rate and a comparison measures the reward's shape, not its
 scale.
 """

@@ -40,8 +40,10 @@ def clip_reward(reward: float, low: float = -2.0, high: float = 4.0) -> float:
     return min(max(reward, low), high)
 
 
-def standardize(values: Sequence[float], eps: float = 1e-8) -> list[float]:
-    """(v − mean) / std over the whole training set (population std, as the authors' numpy code).
+def standardize(values: Sequence[float], eps: float = 1e-8, center: bool = True) -> list[float]:
+    """(v − mean) / std over the whole training set (population std, as the authors' numpy code);
+    with ``center=False`` v / std (for advantages already centred per problem,
+    :mod:`o1pruner.length_rewards`).
 
     A constant set (std = 0) standardises to zeros: no sample is preferred over another.
     """
@@ -52,20 +54,8 @@ def standardize(values: Sequence[float], eps: float = 1e-8) -> list[float]:
     std = math.sqrt(sum((v - mean) ** 2 for v in values) / n)
     if std < eps:
         return [0.0 for _ in values]
-    return [(v - mean) / std for v in values]
-
-
-def scale_to_unit_std(values: Sequence[float], eps: float = 1e-8) -> list[float]:
-    """v / std over the set (population std), without re-centring: for advantages that are
-    already centred per problem (:mod:`o1pruner.length_rewards`). A constant set gives zeros."""
-    if not values:
-        return []
-    n = len(values)
-    mean = sum(values) / n
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / n)
-    if std < eps:
-        return [0.0 for _ in values]
-    return [v / std for v in values]
+    shift = mean if center else 0.0
+    return [(v - shift) / std for v in values]
 
 
 def advantages(

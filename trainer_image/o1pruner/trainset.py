@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from o1pruner.length_rewards import problem_rewards
-from o1pruner.rewards import advantages, length_harmonizing_reward, scale_to_unit_std
+from o1pruner.rewards import advantages, length_harmonizing_reward, standardize
 from o1pruner.spec import TrainingSpec
 
 
@@ -79,7 +79,7 @@ def _group_reward_examples(records: Iterable[dict], training: TrainingSpec, samp
         rng.shuffle(scored)  # the same draw as O1-Pruner's: the same samples are kept
         chosen.extend(scored[:samples_per_problem])
     if training.standardize_advantages:
-        for e, a in zip(chosen, scale_to_unit_std([e["advantage"] for e in chosen]), strict=True):
+        for e, a in zip(chosen, standardize([e["advantage"] for e in chosen], center=False), strict=True):
             e["advantage"] = a
     return chosen
 
