@@ -24,9 +24,12 @@ import gzip
 import json
 import logging
 import math
+import multiprocessing
+import os
 import shutil
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -48,7 +51,7 @@ class Config:
     k: int = 8
     temperature: float = 1.0
     max_tokens: int = 192
-    steps: int = 48  # optimizer steps, the same for every method
+    steps: int = 96  # optimizer steps, the same for every method
     batch_size: int = 32
     learning_rate: float = 3e-5
     max_length: int = 256
@@ -115,6 +118,14 @@ def _epochs_for(n_examples: int, cfg: Config) -> int:
     return max(1, math.ceil(cfg.steps * cfg.batch_size / max(1, n_examples)))
 
 
+def _one_thread() -> None:
+    """Every seed trains and samples on one torch thread, so its figures do not depend on ``--jobs``."""
+    import torch
+
+    torch.set_num_threads(1)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
 def run_seed(cfg: Config, seed: int) -> dict:
     """Reference samples, base evaluation and every method for one seed (resumes)."""
     from o1pruner.pipeline import base_model_path, phase_evaluate, phase_sample, phase_train, pruned_model_path, \
@@ -177,6 +188,9 @@ def collect(cfg: Config) -> dict:
         base = _records(shared.store, "base")
         out["base"][str(seed)] = _arrays(base, ids)
         out.setdefault("reference", {})[str(seed)] = shared.manifest.outputs("sample")
+        ref_stats = {r["problem_id"]: r for r in shared.store.read_jsonl("reference/stats.jsonl")}
+        out.setdefault("anatomy", {})[str(seed)] = reference_anatomy(
+            list(shared.store.read_jsonl("reference/samples.jsonl")), ref_stats)
         for run, (_, training) in methods(cfg).items():
             ctx = _ctx(job(cfg, seed, f"testbed-s{seed}-{run}", cfg.root / f"seed-{seed}" / run, training))
             out["methods"].setdefault(run, {})[str(seed)] = _arrays(_records(ctx.store, "pruned"), ids)
@@ -191,9 +205,48 @@ def _arrays(records: dict[str, dict], ids: list[str]) -> dict:
     if missing:
         raise RuntimeError(f"{len(missing)} held-out problems have no output (e.g. {missing[:3]}): "
                            "base and method must be scored on the same problems")
+    from o1pruner.testbed.traces import REDUNDANCY_MARKERS, redundancy_profile
+
+    profiles = [redundancy_profile(records[i]["text"]) for i in ids]
     return {"correct": [int(bool(records[i]["correct"])) for i in ids],
             "length": [int(records[i]["length"]) for i in ids],
-            "truncated": [int(records[i].get("finish_reason") == "length") for i in ids]}
+            "truncated": [int(records[i].get("finish_reason") == "length") for i in ids],
+            "profile": {kind: [p[kind] for p in profiles] for kind in REDUNDANCY_MARKERS}}
+
+
+def reference_anatomy(samples: list[dict], stats: dict[str, dict], lambdas: tuple[float, ...] = (0.0, 2.0)) -> dict:
+    """What each kind of redundancy is worth in the reference samples the methods train on.
+
+    For every kind (restate, check, …): the samples that contain it and those that do not, with
+    their count, accuracy, mean length and mean O1-Pruner reward (paper Eq. 4, clipped to
+    [−2, 4]) at each λ. A kind whose samples earn more reward than those without it is one the
+    method keeps; this is how the benchmark explains what O1-Pruner prunes and what it does not.
+    Guesses are a kind of their own; every other kind is compared among the samples that solve
+    the problem (no guess), so that "without a check" does not mostly mean "a guess".
+    """
+    from o1pruner.rewards import clip_reward, length_harmonizing_reward
+    from o1pruner.testbed.traces import REDUNDANCY_MARKERS, redundancy_profile
+
+    rows = []
+    for s in samples:
+        st = stats[s["problem_id"]]
+        prof = redundancy_profile(s["text"])
+        rewards = {f"{lam:g}": clip_reward(length_harmonizing_reward(st["mean_length"], st["mean_accuracy"],
+                                                                     s["length"], s["correct"], lam))
+                   for lam in lambdas}
+        rows.append((prof, bool(s["correct"]), int(s["length"]), rewards))
+    out = {}
+    for kind in REDUNDANCY_MARKERS:
+        for present in (True, False):
+            pool = rows if kind == "guess" else [r for r in rows if not r[0]["guess"]]
+            sel = [r for r in pool if (r[0][kind] > 0) == present]
+            out.setdefault(kind, {})["with" if present else "without"] = {
+                "n": len(sel), "share": len(sel) / max(1, len(pool)),
+                "accuracy": sum(r[1] for r in sel) / len(sel) if sel else None,
+                "mean_length": sum(r[2] for r in sel) / len(sel) if sel else None,
+                "mean_reward": {k: sum(r[3][k] for r in sel) / len(sel) if sel else None for k in rows[0][3]},
+            }
+    return out
 
 
 # --------------------------------------------------------------------------- statistics
@@ -219,6 +272,7 @@ def summarize(per_problem: dict) -> dict:
             "truncated": float(np.mean([per_problem["base"][s]["truncated"] for s in seeds])),
             "n": int(base_c.size), "seeds_identical": all(per_problem["base"][s] == per_problem["base"][seeds[0]]
                                                          for s in seeds)}
+    base["profile"] = _mean_profile(per_problem["base"], seeds)
     rows = {}
     for run, by_seed in per_problem["methods"].items():
         c = np.mean([by_seed[s]["correct"] for s in seeds], axis=0)
@@ -249,9 +303,42 @@ def summarize(per_problem: dict) -> dict:
             "delta_accuracy": acc_ci.to_dict(), "length_change": len_ci.to_dict(),
             "gap_closed": gap_closed(base_l.mean(), ln.mean(), l_min.mean()),
             "aes": aes(base_c.mean(), base_l.mean(), c.mean(), ln.mean()),
-            "per_seed": per_seed, "by_difficulty": by_diff,
+            "per_seed": per_seed, "by_difficulty": by_diff, "profile": _mean_profile(by_seed, seeds),
         }
-    return {"base": base, "rows": rows}
+    out = {"base": base, "rows": rows}
+    if per_problem.get("anatomy"):
+        out["anatomy"] = pool_anatomy(list(per_problem["anatomy"].values()))
+    return out
+
+
+def _mean_profile(by_seed: dict, seeds: list[str]) -> dict[str, float] | None:
+    """Mean occurrences per answer of each kind of redundancy, over problems and seeds."""
+    if any("profile" not in by_seed[s] for s in seeds):
+        return None
+    kinds = by_seed[seeds[0]]["profile"]
+    return {k: sum(sum(by_seed[s]["profile"][k]) for s in seeds) / sum(len(by_seed[s]["profile"][k]) for s in seeds)
+            for k in kinds}
+
+
+def pool_anatomy(per_seed: list[dict]) -> dict:
+    """Per-seed :func:`reference_anatomy` tables pooled (count-weighted means)."""
+    out: dict = {}
+    for kind in per_seed[0]:
+        for side in ("with", "without"):
+            cells = [a[kind][side] for a in per_seed if a[kind][side]["n"]]
+            n = sum(c["n"] for c in cells)
+            total = sum(a[kind]["with"]["n"] + a[kind]["without"]["n"] for a in per_seed)
+
+            def mean(get):
+                return sum(c["n"] * get(c) for c in cells) / n if n else None
+
+            out.setdefault(kind, {})[side] = {
+                "n": n, "share": n / total if total else 0.0,
+                "accuracy": mean(lambda c: c["accuracy"]), "mean_length": mean(lambda c: c["mean_length"]),
+                "mean_reward": {lam: mean(lambda c, lam=lam: c["mean_reward"][lam])
+                                for lam in per_seed[0][kind][side]["mean_reward"]},
+            }
+    return out
 
 
 def _targets(stats: dict) -> list[dict]:
@@ -346,6 +433,7 @@ def render_markdown(result: dict) -> str:
         "",
         head, *lam,
         "",
+        *_profile_section(stats, labels),
         "## Targets",
         "",
         *(f"- {'met' if t['met'] else 'MISSED'}: {t['target']} — {t['measured']}" for t in result["targets"]),
@@ -363,6 +451,39 @@ def render_markdown(result: dict) -> str:
         f"![testbed]({NAME}.png)",
     ]
     return "\n".join(out) + "\n"
+
+
+def _profile_section(stats: dict, labels: dict) -> list[str]:
+    """What each model writes (greedy) and what each kind of redundancy earns in the training data."""
+    if stats["base"].get("profile") is None:
+        return []
+    kinds = list(stats["base"]["profile"])
+    out = ["## What was pruned", "",
+           "Mean occurrences per greedy answer of each kind of redundancy (`recompute` is \"wait, let me "
+           "recompute\", `again` a second solve, `fix` a repaired error), averaged over problems and seeds.", "",
+           "| model | " + " | ".join(kinds) + " | mean length |", "|---|" + "---|" * (len(kinds) + 1),
+           "| Base | " + " | ".join(f"{stats['base']['profile'][k]:.2f}" for k in kinds)
+           + f" | {stats['base']['mean_length']:.1f} |"]
+    for run, r in stats["rows"].items():
+        if r.get("profile"):
+            out.append(f"| {labels[run]} | " + " | ".join(f"{r['profile'][k]:.2f}" for k in kinds)
+                       + f" | {r['mean_length']:.1f} |")
+    anatomy = stats.get("anatomy")
+    if anatomy:
+        lams = list(next(iter(anatomy.values()))["with"]["mean_reward"])
+        out += ["", "What each kind is worth in the reference samples the methods train on (all seeds pooled): "
+                "share of samples that contain it (among the samples that solve the problem, except for the guess itself), then accuracy, mean length and mean clipped O1-Pruner reward "
+                "of the samples with it and without it. O1-Pruner raises the probability of what earns more.", "",
+                "| kind | share | acc with / without | length with / without | "
+                + " | ".join(f"reward λ={lam} with / without" for lam in lams) + " |",
+                "|---|---|---|---|" + "---|" * len(lams)]
+        for kind, a in anatomy.items():
+            w, wo = a["with"], a["without"]
+            out.append(f"| {kind} | {100 * w['share']:.1f} % | {_num(w['accuracy'])} / {_num(wo['accuracy'])} | "
+                       f"{_num(w['mean_length'], 1)} / {_num(wo['mean_length'], 1)} | "
+                       + " | ".join(f"{_num(w['mean_reward'][lam], 2)} / {_num(wo['mean_reward'][lam], 2)}"
+                                    for lam in lams) + " |")
+    return out + [""]
 
 
 def render_png(result: dict, path: Path) -> None:
@@ -483,6 +604,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tag", default=Config.tag)
     ap.add_argument("--only", default="", help="comma-separated run names (e.g. o1-lam2,sft) for tuning")
     ap.add_argument("--fresh", action="store_true", help="delete this tag's working data first")
+    ap.add_argument("--jobs", type=int, default=0,
+                    help="seeds run side by side, one torch thread each (default: one per core, at most one per "
+                         "seed); the results do not depend on it")
     args = ap.parse_args(argv)
     if args.rerender:
         render_results(json.loads((RESULTS / f"{NAME}.json").read_text()))
@@ -494,8 +618,16 @@ def main(argv: list[str] | None = None) -> int:
                  only=tuple(x for x in args.only.split(",") if x))
     if args.fresh and cfg.root.exists():
         shutil.rmtree(cfg.root)
-    for seed in cfg.seeds:
-        log.info("seed %s: %s", seed, run_seed(cfg, seed))
+    jobs = args.jobs or min(len(cfg.seeds), os.cpu_count() or 1)
+    if jobs > 1:
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_one_thread) as pool:
+            for seed, timings in zip(cfg.seeds, pool.map(run_seed, [cfg] * len(cfg.seeds), cfg.seeds)):
+                log.info("seed %s: %s", seed, timings)
+    else:
+        _one_thread()
+        for seed in cfg.seeds:
+            log.info("seed %s: %s", seed, run_seed(cfg, seed))
     result = build_result(cfg, finish(record))
     (RESULTS / f"{NAME}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False, default=str) + "\n")
     render_results(result)

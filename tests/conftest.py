@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+sys.path.append(str(Path(__file__).resolve().parent))  # --import-mode=importlib adds no test folder
+from tier_times import register as register_tier_times  # noqa: E402  (tests/tier_times.py)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    register_tier_times(config)
+
 
 #: Dummy credentials for the local moto server; never real ones.
 S3_TEST_ENV = {

@@ -155,3 +155,49 @@ def test_aes_none_sets_only_the_defined_series():
     s = _samples(m)
     assert s[("o1pruner_eval_length_reduction_ratio", frozenset({"pruningjob": "j", "dataset": "d"}.items()))] == 0.25
     assert not [k for k in s if k[0] == "o1pruner_eval_aes"]
+
+
+def test_push_min_interval_skips_pushes_that_come_too_soon(monkeypatch):
+    import o1pruner.metrics as metrics_mod
+
+    clock, sent = [100.0], []
+    monkeypatch.setattr(metrics_mod.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(metrics_mod, "push_to_gateway", lambda *a, **kw: sent.append(clock[0]))
+    m = PipelineMetrics("j", "m", MetricsSpec(pushgatewayUrl="http://127.0.0.1:1"))
+    m.push(min_interval=5)
+    m.push(min_interval=5)
+    clock[0] += 4.9
+    m.push(min_interval=5)
+    assert sent == [100.0]
+    clock[0] += 0.2
+    m.push(min_interval=5)
+    m.push()  # no interval: always sent (phase ends)
+    assert len(sent) == 3 and sent[1] == sent[2] > 105
+
+
+def test_sampling_pushes_its_progress_while_it_runs(tmp_path, monkeypatch):
+    """Rate panels (samples/s, tokens/s) need points during sampling, not one push at its end."""
+    import o1pruner.metrics as metrics_mod
+    from o1pruner.data import Problem
+    from o1pruner.sampling import collect
+    from o1pruner.sampling.base import Completion, GenerationParams, Sampler
+    from o1pruner.spec import PromptSpec
+    from o1pruner.storage import LocalStorage
+
+    class Echo(Sampler):
+        def generate(self, prompts, params):
+            for key, _messages in prompts:
+                yield key, [Completion(text="so \\boxed{1}", tokens=4, finish_reason="stop")] * params.n
+
+    pushed: list[float] = []
+    monkeypatch.setattr(metrics_mod, "push_to_gateway",
+                        lambda *a, registry, **kw: pushed.append(
+                            registry.get_sample_value("o1pruner_sampling_problems_done",
+                                                      {"pruningjob": "j", "model": "m", "dataset": "d"})))
+    monkeypatch.setattr(collect, "SAMPLING_PUSH_SECONDS", 0.0)
+    m = PipelineMetrics("j", "m", MetricsSpec(pushgatewayUrl="http://127.0.0.1:1"), phase="sampling")
+    problems = [Problem(id=f"p{i}", problem=f"{i}?", answer="1") for i in range(5)]
+    collect.sample_problems(Echo(), problems, PromptSpec(), GenerationParams(n=2, temperature=1.0, top_p=1.0,
+                                                                            max_tokens=16, seed=0),
+                            store=LocalStorage(tmp_path), prefix="s/", dataset="d", metrics=m)
+    assert pushed[:5] == [1.0, 2.0, 3.0, 4.0, 5.0]

@@ -193,3 +193,19 @@ def test_a_png_not_drawn_from_its_json_is_detected(tmp_path):
     png.write_bytes((RESULTS / "trainer_efficiency.png").read_bytes())
     changed = {**data, "efficiency_ratio": data["efficiency_ratio"] + 0.01}
     assert common.png_stamp(png) == common.data_sha256(data) != common.data_sha256(changed)
+
+
+def test_tuning_runs_table_is_what_their_jsons_say():
+    """bench/results/tuning/README.md lists every tuning run with its own JSON's figures."""
+    tuning = RESULTS / "tuning"
+    text = (tuning / "README.md").read_text()
+    jsons = sorted(tuning.glob("*.json"))
+    assert jsons
+    for path in jsons:
+        data = _load(path)
+        r, c = data["stats"]["rows"]["o1-lam2"], data["config"]
+        a = r["delta_accuracy"]
+        line = (f"| `{path.name}` | {c['steps']} | {c['learning_rate']:g} | {100 * r['length_change']['mean']:+.1f} % | "
+                f"{100 * a['mean']:+.1f} [{100 * a['low']:+.1f}, {100 * a['high']:+.1f}] |")
+        assert line in text, line
+        assert data["command"] == shlex.join(["python", "bench/testbed.py", *data["argv"]])

@@ -13,7 +13,8 @@ from o1pruner.grading import grade
 from o1pruner.spec import DatasetSpec
 from o1pruner.testbed.build import TESTBED_RECIPES, Recipe, lr_at
 from o1pruner.testbed.traces import (
-    TaskSpec, TraceStyle, make_problems, minimal_length, minimal_trace, sample_trace, trace_answer,
+    TaskSpec, TraceStyle, make_problems, minimal_length, minimal_trace, redundancy_profile, sample_trace,
+    trace_answer,
 )
 
 TASK = TaskSpec()
@@ -61,6 +62,20 @@ def test_uncaught_errors_reach_the_answer_and_checks_catch_them():
         assert all(trace_answer(t) == p.answer for t, p in zip(texts, PROBLEMS)), useful
     caught = sample_trace(PROBLEMS[0], rng, replace(blind, p_check=1.0))
     assert " wrong ; fix " in caught
+
+
+def test_redundancy_profile_counts_each_kind_once_per_occurrence():
+    assert redundancy_profile(minimal_trace(PROBLEMS[0])) == dict.fromkeys(
+        ("restate", "check", "recompute", "again", "guess", "fix"), 0)
+    rng = random.Random(3)
+    p = PROBLEMS[0]
+    every = TraceStyle(p_restate=1, p_check=1, p_recompute=1, p_again=1, p_guess=0, error_rate=0)
+    prof = redundancy_profile(sample_trace(p, rng, every))
+    n = len(p.ops)
+    # restated once; every step of the first solve checked and recomputed; one plain second solve
+    assert prof == {"restate": 1, "check": n, "recompute": n, "again": 1, "guess": 0, "fix": 0}
+    guess = redundancy_profile(sample_trace(p, rng, replace(every, p_guess=1.0)))
+    assert guess["guess"] == 1 and guess["check"] == 0
 
 
 def test_guess_is_a_short_cut_shorter_than_minimal_and_usually_wrong():

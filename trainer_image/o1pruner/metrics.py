@@ -66,6 +66,7 @@ class PipelineMetrics:
         self._server: Any = None
         self._started = False
         self._lock = threading.Lock()
+        self._last_push: float | None = None
         r = self.registry
 
         def gauge(name: str, doc: str, labels: tuple[str, ...]) -> Gauge:
@@ -135,10 +136,19 @@ class PipelineMetrics:
                 self._server = None
             self._started = False
 
-    def push(self) -> None:
-        """PUT the registry to the Pushgateway, if one is configured; never raises on I/O errors."""
+    def push(self, min_interval: float = 0.0) -> None:
+        """PUT the registry to the Pushgateway, if one is configured; never raises on I/O errors.
+
+        ``min_interval`` > 0 skips the push when the last one was less than that many seconds ago
+        (per-item loops such as sampling call it after every problem, so that rate panels follow
+        the work while it runs instead of seeing one jump at the phase's end).
+        """
         if not self.pushgateway_url:
             return
+        now = time.monotonic()
+        if min_interval > 0 and self._last_push is not None and now - self._last_push < min_interval:
+            return
+        self._last_push = now
         try:
             push_to_gateway(
                 self.pushgateway_url,

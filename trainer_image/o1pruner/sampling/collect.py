@@ -28,6 +28,8 @@ from o1pruner.spec import GradingSpec, PromptSpec
 from o1pruner.storage import Storage
 
 log = logging.getLogger(__name__)
+#: Sampling pushes its metrics to a Pushgateway at most this often (seconds), while it runs.
+SAMPLING_PUSH_SECONDS = 5.0
 
 
 @dataclass
@@ -141,6 +143,7 @@ def sample_problems(
                 if metrics is not None:
                     metrics.samples_generated(dataset, len(new), tokens)
                     metrics.sampling_progress(dataset, len(done) + outcome.sampled_problems, len(problems))
+                    metrics.push(min_interval=SAMPLING_PUSH_SECONDS)
                 if pending_in_buffer >= flush_every:
                     flush()
                     pending_in_buffer = 0

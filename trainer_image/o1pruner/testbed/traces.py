@@ -190,3 +190,19 @@ def trace_answer(text: str) -> int | None:
 
 def recipe_dict(task: TaskSpec, style: TraceStyle) -> dict:
     return {"task": asdict(task), "style": asdict(style)}
+
+
+#: The words that open each kind of redundancy (and of error repair) in a trace.
+REDUNDANCY_MARKERS = {"restate": "restate", "check": "check", "recompute": "wait", "again": "again",
+                      "guess": "guess", "fix": "fix"}
+
+
+def redundancy_profile(text: str) -> dict[str, int]:
+    """How many times each kind of redundancy occurs in a trace, e.g. ``{"check": 2, ...}``.
+
+    Counts the opening word of each part (``restate``, ``check``, ``wait`` for a recompute,
+    ``again`` for a second solve, ``guess``, ``fix`` for a repaired error). Used to show *what* a
+    pruned model stopped writing, not only how much shorter it got.
+    """
+    words = text.split()
+    return {kind: words.count(word) for kind, word in REDUNDANCY_MARKERS.items()}
