@@ -37,8 +37,8 @@ from o1pruner_operator.manifests.common import LABEL_COMPONENT, LABEL_JOB, LABEL
 from o1pruner_operator.manifests.sampler import component as sampler_component
 from o1pruner_operator.settings import OperatorConfig
 from o1pruner_operator.status import (
-    TERMINAL, WARNING_CONDITIONS, artifacts, get_condition, guard_condition, is_true, now_iso, parse_results,
-    parse_time, set_condition,
+    TERMINAL, WARNING_CONDITIONS, artifacts, get_condition, guard_condition, is_true, now_iso, parse_diagnostics,
+    parse_results, parse_time, set_condition, truncation_condition,
 )
 
 log = logging.getLogger("o1pruner_operator.reconcile")
@@ -332,6 +332,10 @@ class Reconciler:
         if state == "Succeeded":
             draft.condition("ReferenceSampled", True, "SamplingJobComplete",
                             f"reference samples and stats in {ctx.artifact('reference/')}")
+            diagnostics = await self._last_message(ctx, "sample", parse_diagnostics)
+            if diagnostics:
+                draft.new["diagnostics"] = diagnostics
+                draft.condition("ReferenceTruncated", *truncation_condition(diagnostics))
             draft.new["artifacts"].update(artifacts(ctx.storage_uri, sampled=True))
             # Training needs the GPUs the sampler holds.
             await self._scale(ctx.namespace, ctx.names.sampler("reference"), 0)
@@ -504,7 +508,11 @@ class Reconciler:
         return f"; pod {pod_name} exited {term.get('exitCode')}: {failure_tail(term['message'])}"
 
     async def _results(self, ctx: JobContext) -> dict[str, Any] | None:
-        pods = await self._pods(ctx, f"{LABEL_JOB}={ctx.name},{LABEL_COMPONENT}=evaluate")
+        return await self._last_message(ctx, "evaluate", parse_results)
+
+    async def _last_message(self, ctx: JobContext, component: str, parse: Callable[[str], Any]) -> Any:
+        """The newest successful ``component`` pod's termination message that ``parse`` reads."""
+        pods = await self._pods(ctx, f"{LABEL_JOB}={ctx.name},{LABEL_COMPONENT}={component}")
         messages = []
         for pod in pods:
             for cs in (pod.get("status") or {}).get("containerStatuses") or []:
@@ -512,7 +520,7 @@ class Reconciler:
                 if term.get("exitCode") == 0 and term.get("message"):
                     messages.append((term.get("finishedAt") or "", term["message"]))
         for _, message in sorted(messages, reverse=True):
-            parsed = parse_results(message)
+            parsed = parse(message)
             if parsed:
                 return parsed
         return None

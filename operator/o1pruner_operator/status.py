@@ -8,10 +8,15 @@ import math
 from typing import Any
 
 TERMINAL = ("Succeeded", "Failed")
-CONDITION_TYPES = ("SamplersReady", "ReferenceSampled", "Trained", "Evaluated", "AccuracyGuardFailed", "Ready",
-                   "Failed", "Suspended", "Blocked")
+CONDITION_TYPES = ("SamplersReady", "ReferenceSampled", "ReferenceTruncated", "Trained", "Evaluated",
+                   "AccuracyGuardFailed", "Ready", "Failed", "Suspended", "Blocked")
 #: Conditions whose True status is a warning (their events are posted as Warning).
-WARNING_CONDITIONS = ("Failed", "AccuracyGuardFailed")
+WARNING_CONDITIONS = ("Failed", "AccuracyGuardFailed", "ReferenceTruncated")
+#: Share of truncated reference samples above which ReferenceTruncated is True (as
+#: ``o1pruner.diagnostics.TRUNCATION_WARNING``; the operator image reads no trainer module).
+TRUNCATION_WARNING = 0.01
+DIAGNOSTIC_KEYS = ("samples", "problems", "truncatedSamples", "truncationRate", "zeroRewardVarianceShare",
+                   "zeroAccuracyVarianceShare", "meanLengthCorrect", "meanLengthIncorrect")
 RESULT_KEYS = ("baseAccuracy", "prunedAccuracy", "baseLength", "prunedLength", "lengthReduction",
                "accuracyChange", "aes")
 _ALIASES = {
@@ -168,3 +173,31 @@ def guard_condition(results: dict[str, Any] | None) -> tuple[bool, str, str] | N
     if guard["passed"]:
         return False, "AccuracyKept", message
     return True, "AccuracyDropped", message + "; the pruned model is not accepted"
+
+
+def parse_diagnostics(message: str | None) -> dict[str, float] | None:
+    """The reference samples' diagnostics from the sample container's termination message
+    (``{"diagnostics": {...}}``, see ``o1pruner.diagnostics``): known numeric keys only."""
+    text = (message or "").strip()
+    try:
+        doc = json.loads(text[text.find("{"):]) if "{" in text else None
+    except json.JSONDecodeError:
+        return None
+    raw = doc.get("diagnostics") if isinstance(doc, dict) else None
+    if not isinstance(raw, dict):
+        return None
+    out = {k: round(v, 6) for k in DIAGNOSTIC_KEYS if (v := _number(raw.get(k))) is not None}
+    return out if "truncationRate" in out else None
+
+
+def truncation_condition(diag: dict[str, float]) -> tuple[bool, str, str]:
+    """``(status, reason, message)`` of the ``ReferenceTruncated`` condition: True above 1 % of
+    the reference samples stopped at maxTokens (their lengths are censored)."""
+    rate = diag["truncationRate"]
+    counts = (f" ({int(diag['truncatedSamples'])} of {int(diag['samples'])})"
+              if "truncatedSamples" in diag and "samples" in diag else "")
+    text = f"{100 * rate:.1f} % of the reference samples{counts} stopped at maxTokens"
+    if rate > TRUNCATION_WARNING:
+        return True, "TruncationAbove1Percent", (text + ": their lengths are censored and they are graded wrong; "
+                                                 "raise spec.sampling.maxTokens")
+    return False, "TruncationBelow1Percent", text

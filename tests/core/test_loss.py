@@ -61,3 +61,10 @@ def test_sft_and_dpo():
     assert dpo_loss(zero, zero, zero, zero).item() == pytest.approx(torch.log(torch.tensor(2.0)).item())
     better = dpo_loss(torch.tensor([1.0]), torch.tensor([-1.0]), zero, zero)
     assert better.item() < dpo_loss(zero, zero, zero, zero).item()
+
+
+def test_clip_fraction_split_by_the_sign_of_the_advantage():
+    # four samples: r = e^0.5 (clipped) with A > 0 and A < 0, r = e^-0.5 (clipped) with A < 0, r = 1 (not)
+    out = _loss([-0.5, -0.5, -1.5, -1.0], [-1.0, -1.0, -1.0, -1.0], [1.0, -1.0, -2.0, 3.0])
+    assert out.clip_fraction == 0.75
+    assert out.clip_fraction_positive == 0.25 and out.clip_fraction_negative == 0.5

@@ -111,6 +111,11 @@ def test_local_pipeline_runs_on_the_testbed_and_reports_the_gap(cache, tmp_path)
     assert guard["buckets"]["all"]["n"] == 6 and report["accepted"] is guard["passed"]
     assert all(guard["buckets"][b]["verdict"] == "inconclusive" for b in guard["buckets"] if b != "all")
     assert json.loads((tmp_path / "run" / "report" / "report.json").read_text())["accepted"] is report["accepted"]
+    # diagnostics of the reference samples and of training (maxTokens 16 truncates most samples)
+    ref = report["diagnostics"]["reference"]
+    assert ref["samples"] == 8 and 0 <= ref["truncationRate"] <= 1 and "zeroRewardVarianceShare" in ref
+    clip = report["diagnostics"]["training"]
+    assert clip["clip_fraction_positive"] + clip["clip_fraction_negative"] <= clip["clip_fraction"] + 1e-9
 
 
 def test_a_recipe_builds_the_same_weights_twice(tmp_path):

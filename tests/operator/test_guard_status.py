@@ -31,3 +31,16 @@ def test_a_passed_guard_is_a_false_condition_and_no_verdict_is_none():
     assert "guard" not in parsed and "accepted" not in parsed and guard_condition(parsed) is None
     junk = {**legacy, "guard": {"passed": "no"}, "accepted": "yes"}
     assert guard_condition(parse_results(json.dumps(junk))) is None
+
+
+def test_reference_truncation_condition_from_the_sample_message():
+    from o1pruner_operator.status import parse_diagnostics, truncation_condition
+
+    msg = json.dumps({"diagnostics": {"samples": 800, "truncatedSamples": 40, "truncationRate": 0.05,
+                                      "zeroRewardVarianceShare": 0.1, "junk": "x"}})
+    diag = parse_diagnostics(msg)
+    assert diag == {"samples": 800, "truncatedSamples": 40, "truncationRate": 0.05, "zeroRewardVarianceShare": 0.1}
+    status, reason, message = truncation_condition(diag)
+    assert status is True and reason == "TruncationAbove1Percent" and "5.0 % of the reference samples (40 of 800)" in message
+    assert truncation_condition({"truncationRate": 0.005})[0] is False
+    assert parse_diagnostics("Traceback") is None and parse_diagnostics('{"datasets": {}}') is None

@@ -167,16 +167,28 @@ async def test_full_lifecycle(cluster, run_operator, wait, make_job):
                             "Trained", "Evaluated", "Ready"} <= reasons(), what=f"events, got {reasons()}")
 
 
-async def test_a_guard_failure_rejects_the_model(cluster, run_operator, wait, make_job):
-    """The eval container reports a failed accuracy guard: the job ends with AccuracyGuardFailed
-    naming the bucket, Ready False, results.accepted false and no published model."""
+async def test_diagnostics_warn_and_a_guard_failure_rejects_the_model(cluster, run_operator, wait, make_job):
+    """The sample container reports 5 % truncated samples: ReferenceTruncated is True; the eval
+    container reports a failed accuracy guard: the job ends with AccuracyGuardFailed naming the
+    bucket, Ready False, results.accepted false and no published model."""
     verdict = {**RESULTS, "accepted": False, "guard": {
         "passed": False, "failed": ["3"], "maxAccuracyDrop": 0.01,
         "message": "accuracy guard failed (CI lower bound below −1.0 points): difficulty 3: accuracy 0.900 → "
                    "0.800, Δ -10.0 points (95 % CI -16.0 to -4.0, n=100)"}}
+    truncated = {"diagnostics": {"samples": 800, "truncatedSamples": 40, "truncationRate": 0.05,
+                                 "zeroRewardVarianceShare": 0.1}}
     async with run_operator():
         await cluster.create("pruningjobs", make_job(NAME))
+        # the sample container reports its diagnostics: 5 % truncated → ReferenceTruncated (a warning)
+        await cluster.pod(f"{NAME}-sample-abcde", {"o1pruner.dev/job": NAME, "app.kubernetes.io/component": "sample"},
+                          {"phase": "Succeeded", "containerStatuses": [{"name": "sample", "restartCount": 0, "state": {
+                              "terminated": {"exitCode": 0, "reason": "Completed", "message": json.dumps(truncated),
+                                             "finishedAt": "2026-11-28T12:00:00Z"}}}]})
         await drive_to_training(cluster, wait)
+        await wait(lambda: condition(cluster, "ReferenceTruncated"), what="ReferenceTruncated")
+        assert condition(cluster, "ReferenceTruncated")["status"] == "True"
+        assert "(40 of 800)" in condition(cluster, "ReferenceTruncated")["message"]
+        assert cluster.obj("pruningjobs", NAME)["status"]["diagnostics"]["truncationRate"] == 0.05
         await cluster.training(NAME, "Succeeded")
         await wait(lambda: phase(cluster) == "Evaluating", what="Evaluating")
         await wait(lambda: cluster.obj("deployments", f"{NAME}-sampler-pruned"), what="pruned sampler")

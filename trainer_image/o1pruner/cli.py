@@ -63,11 +63,13 @@ def cmd_run(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    from o1pruner.pipeline import open_context, phase_evaluate, phase_sample
+    from o1pruner.pipeline import open_context, phase_evaluate, phase_sample, write_termination
 
     ctx = open_context(_job(args.job, args.endpoint), phase="sample")
     out = phase_sample(ctx)
     print(json.dumps(out, indent=2))
+    if out.get("diagnostics"):  # read by the operator (condition ReferenceTruncated)
+        write_termination({"diagnostics": out["diagnostics"]})
     if args.eval_base:
         print(json.dumps(phase_evaluate(ctx, "base"), indent=2))
     return 0

@@ -258,6 +258,9 @@ STATUS_SCHEMA: dict[str, Any] = {
             },
         },
         "results": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+        "diagnostics": {"type": "object", "x-kubernetes-preserve-unknown-fields": True,
+                        "description": "The reference samples' diagnostics (truncation rate, zero reward "
+                                       "variance, mean length of correct vs incorrect samples)."},
         "trainingBackend": {"type": "string", "enum": ["trainjob", "pytorchjob", "job"],
                             "description": "The backend that runs (or will run) the fine-tune."},
         "training": {

@@ -23,6 +23,10 @@ class LossOutput:
     loss: torch.Tensor
     clip_fraction: float
     ratio_mean: float
+    #: the clip fraction split by the sign of the advantage: shares of the whole batch (clipped
+    #: samples with A > 0, with A < 0), so they add up to ``clip_fraction`` bar A = 0 samples.
+    clip_fraction_positive: float = 0.0
+    clip_fraction_negative: float = 0.0
 
 
 def o1_pruner_loss(
@@ -36,8 +40,12 @@ def o1_pruner_loss(
     clipped = torch.clamp(ratio, 1.0 - clip_epsilon, 1.0 + clip_epsilon)
     surrogate = torch.maximum(-advantages * ratio, -advantages * clipped)  # Eq. 7 (negated)
     with torch.no_grad():
-        clip_fraction = ((ratio - clipped).abs() > 0).float().mean().item()
-    return LossOutput(loss=surrogate.mean(), clip_fraction=clip_fraction, ratio_mean=ratio.mean().item())
+        was_clipped = ((ratio - clipped).abs() > 0).float()
+        clip_fraction = was_clipped.mean().item()
+        positive = (was_clipped * (advantages > 0).float()).mean().item()
+        negative = (was_clipped * (advantages < 0).float()).mean().item()
+    return LossOutput(loss=surrogate.mean(), clip_fraction=clip_fraction, ratio_mean=ratio.mean().item(),
+                      clip_fraction_positive=positive, clip_fraction_negative=negative)
 
 
 def sft_loss(policy_sum_logp: torch.Tensor, n_tokens: torch.Tensor) -> torch.Tensor:

@@ -97,6 +97,16 @@ class PipelineMetrics:
             "train_reward_mean", "Mean length-harmonizing reward of the last batch (Eq. 4).", _TRAIN)
         self.train_clip_fraction = gauge(
             "train_clip_fraction", "Fraction of ratios clipped by the PPO epsilon in the last step.", _TRAIN)
+        self.train_clip_fraction_by_sign = gauge(
+            "train_clip_fraction_by_advantage_sign",
+            "Share of the last step's samples clipped by the PPO epsilon with a positive or negative advantage "
+            "(sign=positive|negative; the two add up to train_clip_fraction).", _TRAIN + ("sign",))
+        self.reference_truncation_rate = gauge(
+            "reference_truncation_rate", "Share of the reference samples that stopped at maxTokens (ratio 0-1).",
+            _SAMPLING)
+        self.reference_zero_variance_share = gauge(
+            "reference_zero_reward_variance_share",
+            "Share of training problems whose K samples all get the same reward (no learning signal).", _SAMPLING)
         self.train_mean_length = gauge(
             "train_mean_length_tokens", "Mean solution length of the last batch (tokens).", _TRAIN)
         self.train_accuracy = gauge("train_accuracy", "Accuracy of the last batch (ratio 0-1).", _TRAIN)
@@ -180,6 +190,11 @@ class PipelineMetrics:
         self.reference_mean_length.labels(*labels).set(mean_length)
         self.reference_accuracy.labels(*labels).set(mean_accuracy)
 
+    def reference_diagnostics(self, dataset: str, truncation_rate: float, zero_reward_variance_share: float) -> None:
+        labels = (self.job, self.model, dataset)
+        self.reference_truncation_rate.labels(*labels).set(truncation_rate)
+        self.reference_zero_variance_share.labels(*labels).set(zero_reward_variance_share)
+
     # ------------------------------------------------------------------ training
     def train_step(
         self,
@@ -194,8 +209,13 @@ class PipelineMetrics:
         learning_rate: float,
         tokens: int,
         tokens_per_second: float,
+        clip_fraction_positive: float | None = None,
+        clip_fraction_negative: float | None = None,
     ) -> None:
         labels = (self.job, self.model)
+        for sign, value in (("positive", clip_fraction_positive), ("negative", clip_fraction_negative)):
+            if value is not None:
+                self.train_clip_fraction_by_sign.labels(*labels, sign).set(value)
         self.train_steps.labels(*labels).set(step)
         self.train_epoch.labels(*labels).set(epoch)
         self.train_loss.labels(*labels).set(loss)

@@ -16,6 +16,7 @@ from functools import partial
 from pathlib import Path
 
 from o1pruner.data import Problem, load_dataset
+from o1pruner.diagnostics import reference_diagnostics, truncation_message
 from o1pruner.evaluation import IncomparableEvaluations, IncompleteEvaluation, compare, evaluate_model
 from o1pruner.models import resolve_model
 from o1pruner.report import build_report, render_png, termination_summary
@@ -24,6 +25,7 @@ from o1pruner.sampling.collect import sample_problems
 from o1pruner.spec import PruningJob
 from o1pruner.stats import reference_stats, summarize
 from o1pruner.storage import Manifest, Storage, open_storage, read_uri
+from o1pruner.trainset import sample_rewards
 
 log = logging.getLogger(__name__)
 
@@ -165,9 +167,16 @@ def phase_sample(
     ctx.store.write_jsonl("reference/samples.jsonl", outcome.records)
     ctx.store.write_jsonl("reference/stats.jsonl", list(stats.values()))
     overall = summarize(outcome.records)
+    diag = reference_diagnostics(outcome.records, sample_rewards(outcome.records, stats, ctx.spec.training))
+    if diag["truncationWarning"]:
+        log.warning("sample: %s", truncation_message(diag))
     if ctx.metrics is not None:
         ctx.metrics.reference_stats(name, overall["mean_length"], overall["accuracy"])
+        ctx.metrics.reference_diagnostics(name, diag["truncationRate"], diag["zeroRewardVarianceShare"])
         ctx.metrics.push()
+    if s.max_truncation_rate is not None and diag["truncationRate"] > s.max_truncation_rate:
+        raise PhaseError(f"spec.sampling.maxTruncationRate is {s.max_truncation_rate}: {truncation_message(diag)} "
+                         f"(samples kept in {ctx.store.uri('reference/')})")
     outputs = {
         "samples": ctx.store.uri("reference/samples.jsonl"),
         "stats": ctx.store.uri("reference/stats.jsonl"),
@@ -181,6 +190,7 @@ def phase_sample(
         "ungradable_samples": _ungradable(outcome.records),
         "generated_tokens": outcome.generated_tokens,
         "seconds": outcome.seconds,
+        "diagnostics": diag,
     }
     ctx.manifest.mark_done("sample", outputs)
     return outputs
@@ -233,6 +243,9 @@ def phase_train(ctx: Context, max_steps: int | None = None) -> dict:
         "seconds": result.seconds,
         "checkpoints": ctx.store.uri(tr.CHECKPOINTS),
         "final_loss": result.history[-1]["loss"] if result.history else None,
+        # mean over the steps; the split by the advantage's sign adds up to the total
+        **{key: sum(h[key] for h in result.history) / len(result.history) if result.history else None
+           for key in ("clip_fraction", "clip_fraction_positive", "clip_fraction_negative")},
     }
     outputs["model"] = tr.save_model(result.model, tokenizer, ctx.store, PRUNED_MODEL, engine=result.engine, rank=rank)
     if rank == 0:
@@ -295,6 +308,11 @@ def _make_report(ctx: Context) -> dict | None:
         if ds.name not in ctx.bad_lines:  # eval phases ran in another process: count again
             _load(ctx, ds)
     sampled = ctx.manifest.outputs("sample")
+    trained = ctx.manifest.outputs("train")
+    extra["diagnostics"] = {
+        "reference": sampled.get("diagnostics"),
+        "training": {k: trained.get(k) for k in ("clip_fraction", "clip_fraction_positive", "clip_fraction_negative")},
+    }
     extra["dataQuality"] = {
         "malformedLines": {
             ctx.spec.datasets.train.name: sampled.get("malformed_lines", 0),
@@ -324,12 +342,18 @@ def _make_report(ctx: Context) -> dict | None:
 
 def write_termination_message(report: dict, path: str | None = None) -> bool:
     """Write the compact results where Kubernetes reads a container's termination message."""
+    return write_termination(termination_summary(report), path)
+
+
+def write_termination(doc: dict, path: str | None = None) -> bool:
+    """Write ``doc`` as compact JSON (≤ 4 KiB) where Kubernetes reads the container's
+    termination message (the operator reads it into the job's status)."""
     import json
 
     path = path or os.environ.get("O1PRUNER_TERMINATION_LOG", "/dev/termination-log")
     try:
         with open(path, "w") as fh:
-            fh.write(json.dumps(termination_summary(report), separators=(",", ":"))[:4096])
+            fh.write(json.dumps(doc, separators=(",", ":"))[:4096])
         return True
     except OSError:
         return False

@@ -446,6 +446,11 @@ class SamplingSpec(_Model):
     request_timeout_seconds: float = Field(default=600.0, gt=0)
     max_retries: int = Field(default=5, ge=0, le=50)
     batch_size: int = Field(default=8, ge=1, le=1024, description="transformers backend: prompts per generate call.")
+    max_truncation_rate: float | None = Field(
+        default=None, ge=0.0, le=1.0,
+        description="Fail the sample phase when a larger share of the reference samples stopped at maxTokens "
+        "(censored lengths make the length reward meaningless); unset: never fail (above 1 % the job warns).",
+    )
     sampler: SamplerSpec = Field(default_factory=SamplerSpec)
 
     @model_validator(mode="after")

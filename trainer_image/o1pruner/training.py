@@ -257,7 +257,7 @@ def micro_loss(
     that still reaches every parameter, so the backward (and its collectives) runs as usual.
     """
     s, n = _forward(model, chunk, pad_id, device, precision)
-    stats = {"clip_fraction": 0.0}
+    stats = {"clip_fraction": 0.0, "clip_fraction_positive": 0.0, "clip_fraction_negative": 0.0}
     if real is not None and not all(real):
         keep = [k for k, r in enumerate(real) if r]
         if not keep:
@@ -270,7 +270,8 @@ def micro_loss(
         ref = torch.tensor([u.ref[0] for u in chunk], device=device, dtype=s.dtype)
         adv = torch.tensor([u.advantage for u in chunk], device=device, dtype=s.dtype)
         out = o1_pruner_loss(s / n.clamp(min=1), ref, adv, training.clip_epsilon)
-        stats["clip_fraction"] = out.clip_fraction
+        stats.update(clip_fraction=out.clip_fraction, clip_fraction_positive=out.clip_fraction_positive,
+                     clip_fraction_negative=out.clip_fraction_negative)
         return out.loss, stats
     if method == "sft":
         return sft_loss(s, n), stats
@@ -511,6 +512,7 @@ def train(
                 wastes.append(padding_waste(groups, units))
                 scale = unit_weight(world_size, len(step))
                 loss_sum, clip_sum, tokens = 0.0, 0.0, 0
+                clip_pos, clip_neg = 0.0, 0.0  # the clip fraction split by the advantage's sign
                 for j, g in enumerate(groups):
                     chunk = [units[filler if i is None else i] for i in g]
                     real = [i is not None for i in g]
@@ -519,11 +521,15 @@ def train(
                     engine.backward(loss * weight, last_micro=j == len(groups) - 1)
                     loss_sum += loss.item() * weight
                     clip_sum += st["clip_fraction"] * weight
+                    clip_pos += st["clip_fraction_positive"] * weight
+                    clip_neg += st["clip_fraction_negative"] * weight
                     tokens += sum(u.n_tokens for u, r in zip(chunk, real, strict=True) if r)
                 grad_norm = engine.step()
                 if world_size > 1:
-                    loss_sum, clip_sum, tokens = _sum_over_ranks([loss_sum, clip_sum, tokens], device)
+                    loss_sum, clip_sum, clip_pos, clip_neg, tokens = _sum_over_ranks(
+                        [loss_sum, clip_sum, clip_pos, clip_neg, tokens], device)
                     loss_sum, clip_sum, tokens = loss_sum / world_size, clip_sum / world_size, int(tokens)
+                    clip_pos, clip_neg = clip_pos / world_size, clip_neg / world_size
                 state.update(global_step=state["global_step"] + 1, epoch=epoch, step_in_epoch=s_idx + 1)
                 if s_idx + 1 == len(batches):
                     state.update(epoch=epoch + 1, step_in_epoch=0)
@@ -534,6 +540,8 @@ def train(
                     "epoch": epoch + (s_idx + 1) / len(batches),
                     "loss": loss_sum,
                     "clip_fraction": clip_sum,
+                    "clip_fraction_positive": clip_pos,
+                    "clip_fraction_negative": clip_neg,
                     "grad_norm": grad_norm,
                     "learning_rate": engine.lr(),
                     "reward_mean": sum(u.reward for u in chosen) / len(chosen),
@@ -549,6 +557,7 @@ def train(
                     metrics.train_step(
                         step=rec["step"], epoch=rec["epoch"], loss=rec["loss"], reward_mean=rec["reward_mean"],
                         clip_fraction=rec["clip_fraction"], mean_length=rec["mean_length"], accuracy=rec["accuracy"],
+                        clip_fraction_positive=clip_pos, clip_fraction_negative=clip_neg,
                         learning_rate=rec["learning_rate"], tokens=tokens, tokens_per_second=rec["tokens_per_second"],
                     )
                     metrics.push()

@@ -29,6 +29,22 @@ def _by_problem(records: Iterable[dict]) -> dict[str, list[dict]]:
     return dict(sorted(groups.items()))
 
 
+def sample_rewards(records: Iterable[dict], stats: dict[str, dict], training: TrainingSpec) -> dict[str, list[float]]:
+    """The reward ``training.reward`` gives each of the K samples of every problem (before any
+    clip or standardisation), in ``sample_index`` order: what the diagnostics inspect."""
+    out: dict[str, list[float]] = {}
+    for pid, rs in _by_problem(records).items():
+        if training.reward == "o1-pruner":
+            st = stats[pid]
+            out[pid] = [length_harmonizing_reward(st["mean_length"], st["mean_accuracy"], max(r["length"], 1),
+                                                  r["correct"], lam=training.lam) for r in rs]
+        else:
+            out[pid], _ = problem_rewards(training.reward, [max(r["length"], 1) for r in rs],
+                                          [bool(r["correct"]) for r in rs], weight=training.length_reward_weight,
+                                          alpha=training.efficiency_alpha)
+    return out
+
+
 def o1_pruner_examples(
     records: Iterable[dict],
     stats: dict[str, dict],
