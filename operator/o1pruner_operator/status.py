@@ -15,6 +15,9 @@ WARNING_CONDITIONS = ("Failed", "AccuracyGuardFailed", "ReferenceTruncated")
 #: Share of truncated reference samples above which ReferenceTruncated is True (as
 #: ``o1pruner.diagnostics.TRUNCATION_WARNING``; the operator image reads no trainer module).
 TRUNCATION_WARNING = 0.01
+SAVINGS_KEYS = ("baseTokensPerRequest", "prunedTokensPerRequest", "tokensSavedPerMillionRequests",
+                "samplerTokensPerSecond", "samplerHoursSavedPerMillionRequests", "accelerators",
+                "acceleratorHoursSavedPerMillionRequests")
 DIAGNOSTIC_KEYS = ("samples", "problems", "truncatedSamples", "truncationRate", "zeroRewardVarianceShare",
                    "zeroAccuracyVarianceShare", "meanLengthCorrect", "meanLengthIncorrect")
 RESULT_KEYS = ("baseAccuracy", "prunedAccuracy", "baseLength", "prunedLength", "lengthReduction",
@@ -146,6 +149,10 @@ def parse_results(message: str | None) -> dict[str, Any] | None:
         out["accepted"] = doc["accepted"]
     if (guard := _guard(doc.get("guard"))) is not None:
         out["guard"] = guard
+    if isinstance(doc.get("savings"), dict):
+        savings = {k: n for k in SAVINGS_KEYS if (n := _number(doc["savings"].get(k))) is not None}
+        if savings:
+            out["savings"] = savings
     return out
 
 

@@ -114,6 +114,11 @@ def test_local_pipeline_runs_on_the_testbed_and_reports_the_gap(cache, tmp_path)
     # diagnostics of the reference samples and of training (maxTokens 16 truncates most samples)
     ref = report["diagnostics"]["reference"]
     assert ref["samples"] == 8 and 0 <= ref["truncationRate"] <= 1 and "zeroRewardVarianceShare" in ref
+    # savings per million requests at the reference sampler's measured throughput
+    sv = report["savings"]
+    assert sv["tokensSavedPerMillionRequests"] == pytest.approx(
+        (report["tokens"]["base"] - report["tokens"]["pruned"]) / 6 * 1e6)
+    assert sv["samplerTokensPerSecond"] > 0 and sv["accelerators"] is None
     clip = report["diagnostics"]["training"]
     assert clip["clip_fraction_positive"] + clip["clip_fraction_negative"] <= clip["clip_fraction"] + 1e-9
 

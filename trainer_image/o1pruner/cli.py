@@ -48,6 +48,13 @@ def _print_report(report: dict) -> None:
         f"{avg['prunedAccuracy']:.3f}, AES {'n/a' if aes is None else f'{aes:.3f}'}; "
         f"tokens saved {report['tokens']['saved']} ({report['tokens']['savedFraction'] * 100:.1f}%)"
     )
+    sv = report.get("savings") or {}
+    if sv.get("tokensSavedPerMillionRequests") is not None:
+        hours = sv.get("acceleratorHoursSavedPerMillionRequests") or sv.get("samplerHoursSavedPerMillionRequests")
+        unit = "accelerator" if sv.get("acceleratorHoursSavedPerMillionRequests") else "sampler"
+        print(f"per million requests: {sv['tokensSavedPerMillionRequests']:.3g} tokens saved"
+              + (f", {hours:.3g} {unit}-hours at the measured {sv['samplerTokensPerSecond']:.0f} tokens/s"
+                 if hours is not None else ""))
     if report.get("guard"):
         print(report["guard"]["message"] + ("" if report["accepted"] else "\npruned model NOT accepted"))
 

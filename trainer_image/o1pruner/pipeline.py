@@ -22,6 +22,7 @@ from o1pruner.models import resolve_model
 from o1pruner.report import build_report, render_png, termination_summary
 from o1pruner.sampling.base import GenerationParams, Sampler
 from o1pruner.sampling.collect import sample_problems
+from o1pruner.savings import savings_per_million_requests
 from o1pruner.spec import PruningJob
 from o1pruner.stats import reference_stats, summarize
 from o1pruner.storage import Manifest, Storage, open_storage, read_uri
@@ -190,6 +191,8 @@ def phase_sample(
         "ungradable_samples": _ungradable(outcome.records),
         "generated_tokens": outcome.generated_tokens,
         "seconds": outcome.seconds,
+        # the operator's sampler (an endpoint): its declared GPUs; an in-process sampler: unknown
+        "sampler_accelerators": s.sampler.replicas * int(s.sampler.resources.gpus() or 0) if s.endpoint else None,
         "diagnostics": diag,
     }
     ctx.manifest.mark_done("sample", outputs)
@@ -328,6 +331,7 @@ def _make_report(ctx: Context) -> dict | None:
         extra["fastPromptBaseline"] = compare(
             base, ctx.store.read_json(f"eval/{FAST_PROMPT}/summary.json"), ev.aes, ("base", FAST_PROMPT)
         )
+    extra["savings"] = _savings(sampled, base_recs, pruned_recs)
     l_min = {p.id: p.meta["l_min"] for ps in eval_problems(ctx).values() for p in ps if "l_min" in p.meta}
     report = build_report(ctx.name, results, base_recs, pruned_recs, extra, l_min=l_min or None, guard=ev.guard)
     ctx.store.write_json("report/report.json", report)
@@ -338,6 +342,18 @@ def _make_report(ctx: Context) -> dict | None:
         ctx.metrics.push()
     ctx.manifest.mark_done("report", {"report": ctx.store.uri("report/report.json"), "png": ctx.store.uri("report/report.png")})
     return report
+
+
+def _savings(sampled: dict, base: list[dict], pruned: list[dict]) -> dict | None:
+    """Savings per million requests from the evaluations' mean lengths and the reference
+    sampler's measured throughput (completion tokens / seconds of the sample phase)."""
+    if not base or not pruned:
+        return None
+    tokens, seconds = sampled.get("generated_tokens") or 0, sampled.get("seconds") or 0
+    return savings_per_million_requests(
+        sum(r["length"] for r in base) / len(base), sum(r["length"] for r in pruned) / len(pruned),
+        tokens / seconds if tokens > 0 and seconds > 0 else None, sampled.get("sampler_accelerators"),
+    )
 
 
 def write_termination_message(report: dict, path: str | None = None) -> bool:

@@ -113,6 +113,8 @@ def termination_summary(report: dict) -> dict:
     guard = guard_summary(report)
     if guard is not None:
         out["guard"] = guard
+    if report.get("savings"):
+        out["savings"] = {k: round(v, 3) for k, v in report["savings"].items() if isinstance(v, (int, float))}
     return out
 
 
