@@ -80,3 +80,23 @@ def test_guard_records_pairs_first_answers():
     base = _recs([True, True], [1, 1]) + [{"dataset": "d", "problem_id": "p0", "correct": False, "difficulty": 1}]
     g = guard_records(base, _recs([True, True], [1, 1]), min_problems=1)
     assert g["buckets"]["all"]["n"] == 2 and g["passed"]
+
+
+def test_the_verdict_survives_a_termination_message_over_4_kib():
+    import json
+
+    from o1pruner.report import fit_termination
+
+    base, pruned, buckets = _run(hard_lost=6)
+    report = build_report("j", {"datasets": {}, "average": {"baseAccuracy": 1.0}}, _recs(base, buckets),
+                          _recs(pruned, buckets), guard=GuardSpec())
+    summary = termination_summary(report)
+    summary["datasets"] = {f"set-{i}": {"baseAccuracy": 0.5, "prunedAccuracy": 0.4, "baseLength": 1234.5,
+                                        "prunedLength": 999.25, "aes": 0.123456} for i in range(40)}
+    text = fit_termination(summary)
+    assert len(text.encode()) <= 4096
+    doc = json.loads(text)  # still valid JSON: the rows went, the verdict stayed
+    assert "datasets" not in doc and doc["accepted"] is False and doc["guard"]["failed"] == ["all", "3"]
+    assert doc["average"] == {"baseAccuracy": 1.0}
+    small = {"average": {"aes": 1.0}, "tokens": {"saved": 3}}
+    assert json.loads(fit_termination(small)) == small

@@ -19,7 +19,7 @@ from o1pruner.data import Problem, load_dataset
 from o1pruner.diagnostics import reference_diagnostics, truncation_message
 from o1pruner.evaluation import IncomparableEvaluations, IncompleteEvaluation, compare, evaluate_model
 from o1pruner.models import resolve_model
-from o1pruner.report import build_report, render_png, termination_summary
+from o1pruner.report import build_report, fit_termination, render_png, termination_summary
 from o1pruner.sampling.base import GenerationParams, Sampler
 from o1pruner.sampling.collect import sample_problems
 from o1pruner.savings import savings_per_million_requests
@@ -362,14 +362,12 @@ def write_termination_message(report: dict, path: str | None = None) -> bool:
 
 
 def write_termination(doc: dict, path: str | None = None) -> bool:
-    """Write ``doc`` as compact JSON (≤ 4 KiB) where Kubernetes reads the container's
-    termination message (the operator reads it into the job's status)."""
-    import json
-
+    """Write ``doc`` as compact JSON (≤ 4 KiB, :func:`o1pruner.report.fit_termination`) where
+    Kubernetes reads the container's termination message (the operator reads it into status)."""
     path = path or os.environ.get("O1PRUNER_TERMINATION_LOG", "/dev/termination-log")
     try:
-        with open(path, "w") as fh:
-            fh.write(json.dumps(doc, separators=(",", ":"))[:4096])
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(fit_termination(doc))
         return True
     except OSError:
         return False

@@ -106,6 +106,33 @@ def guard_summary(report: dict) -> dict | None:
             "message": g["message"][:800]}
 
 
+#: Kubernetes keeps at most this many bytes of a container's termination message.
+TERMINATION_LIMIT = 4096
+#: What :func:`fit_termination` drops, in this order, until the message fits.
+_DROPPABLE = ("tokens", "savings", "datasets")
+
+
+def fit_termination(doc: dict, limit: int = TERMINATION_LIMIT) -> str:
+    """Compact JSON of ``doc`` in at most ``limit`` bytes, still valid JSON: the least needed
+    fields go first (tokens, savings, the per-dataset rows; then the guard's message is
+    shortened), so the verdict (``accepted``, ``guard.passed``) and the average always reach
+    the operator; a cut in the middle of the JSON would lose all of it."""
+    import json
+
+    doc = dict(doc)
+
+    def dumps() -> str:
+        return json.dumps(doc, separators=(",", ":"))
+
+    for key in _DROPPABLE:
+        if len(dumps().encode()) <= limit:
+            return dumps()
+        doc.pop(key, None)
+    if len(dumps().encode()) > limit and isinstance(doc.get("guard"), dict):
+        doc["guard"] = {**doc["guard"], "message": str(doc["guard"].get("message", ""))[:200]}
+    return dumps().encode()[:limit].decode(errors="ignore")
+
+
 def termination_summary(report: dict) -> dict:
     """Compact results for the eval container's termination message (≤ 4 KiB, read by the operator)."""
     out = {"datasets": report["results"]["datasets"], "average": report["results"]["average"], "tokens": report["tokens"],
