@@ -1,11 +1,15 @@
-"""``o1pruner.vllm_server`` without vLLM (fast tier): argument overrides, metrics parsing, and the
-process handling (health wait, early exit, stop/kill of the whole process group) against a fake
-server script standing in for ``python -m vllm.entrypoints.openai.api_server``."""
+"""``o1pruner.vllm_server`` without vLLM (fast tier): argument overrides, metrics parsing, the
+readiness wait (``/v1/models``, not ``/health``) against a local HTTP server, and the process
+handling (early exit, stop/kill of the whole process group) against a fake server script standing
+in for ``python -m vllm.entrypoints.openai.api_server``."""
 
 from __future__ import annotations
 
+import http.server
+import json
 import os
 import textwrap
+import threading
 import time
 
 import pytest
@@ -70,10 +74,11 @@ def test_cpu_env_defaults_do_not_override_the_user():
 
 FAKE = """#!/usr/bin/env python3
 # stands in for `python -m vllm.entrypoints.openai.api_server --port P ...`; forks a child like
-# vLLM's engine core, and serves /health after a short delay
-import http.server, os, sys, time
+# vLLM's engine core, and serves /health and /v1/models (listing --model) after a short delay
+import http.server, json, os, sys, time
 argv = sys.argv[3:]
 port = int(argv[argv.index("--port") + 1])
+model = argv[argv.index("--model") + 1] if "--model" in argv else "m"
 if os.environ.get("FAKE_FAIL"):
     print("boom: bad argument", flush=True)
     sys.exit(2)
@@ -86,8 +91,11 @@ if child == 0:
 time.sleep(0.5)
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        self.send_response(200 if self.path == "/health" else 404)
+        body = json.dumps({"object": "list", "data": [{"id": model, "object": "model"}]}).encode()
+        self.send_response(200 if self.path in ("/health", "/v1/models") else 404)
         self.end_headers()
+        if self.path == "/v1/models":
+            self.wfile.write(body)
     def log_message(self, *a):
         pass
 print("serving", flush=True)
@@ -146,6 +154,78 @@ def test_early_exit_raises_with_the_log_tail(fake_python, tmp_path):
 def test_timeout_raises(tmp_path):
     with pytest.raises(vs.VLLMServerError, match="not healthy"):
         vs.wait_healthy(f"http://127.0.0.1:{vs.free_port()}", 0.5, interval=0.1)
+
+
+class _Loading(http.server.BaseHTTPRequestHandler):
+    """A vLLM API process whose model is still loading: ``/health`` is 200 from the start,
+    ``/v1/models`` is 503 until ``server.ready_at`` (monotonic), then lists ``server.model``."""
+
+    def do_GET(self):  # noqa: N802
+        srv = self.server
+        srv.hits.append((time.monotonic(), self.path))
+        if self.path == "/health":
+            code, body = 200, b""
+        elif self.path == "/v1/models" and time.monotonic() >= srv.ready_at:
+            code, body = 200, json.dumps({"object": "list", "data": [{"id": srv.model, "object": "model"}]}).encode()
+        elif self.path == "/v1/models":
+            code, body = 503, b'{"error": "model loading"}'
+        else:
+            code, body = 404, b""
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *a):
+        pass
+
+
+@pytest.fixture
+def loading_server():
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Loading)
+    srv.daemon_threads = True
+    srv.hits, srv.model, srv.ready_at = [], "smollm2", float("inf")
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield srv
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def _url(srv) -> str:
+    return f"http://127.0.0.1:{srv.server_address[1]}"
+
+
+def test_wait_healthy_waits_for_the_model_not_for_health(loading_server):
+    """/health answers 200 from the start; the wait returns only once /v1/models lists the model."""
+    assert vs.httpx.get(f"{_url(loading_server)}/health").status_code == 200
+    loading_server.ready_at = time.monotonic() + 1.0
+    waited = vs.wait_healthy(_url(loading_server) + "/v1", 30, interval=0.1, model="smollm2")
+    returned = time.monotonic()
+    assert returned >= loading_server.ready_at and waited >= 0.9
+    polled = [path for _, path in loading_server.hits]
+    assert "/v1/models" in polled and "/health" not in polled[1:]  # [0] is this test's own probe
+
+
+def test_wait_healthy_waits_for_the_served_model_to_be_listed(loading_server):
+    """/v1/models answers 200 but lists another model: not ready; the error names what it serves."""
+    loading_server.ready_at, loading_server.model = 0.0, "other"
+    with pytest.raises(vs.VLLMServerError, match=r"not healthy after 1s: /v1/models serves \['other'\]"):
+        vs.wait_healthy(_url(loading_server), 0.6, interval=0.1, model="smollm2")
+
+
+def test_wait_healthy_times_out_when_the_model_never_loads(loading_server, tmp_path):
+    log = tmp_path / "vllm.log"
+    log.write_text("INFO loading weights\nINFO still loading\n")
+    t0 = time.monotonic()
+    with pytest.raises(vs.VLLMServerError) as err:
+        vs.wait_healthy(_url(loading_server), 0.5, interval=0.1, log_path=log, model="smollm2")
+    assert time.monotonic() - t0 < 10
+    message = str(err.value)
+    assert "not healthy after" in message and "/v1/models HTTP 503" in message
+    assert f"(log: {log})" in message and "still loading" in message  # names the log, shows its tail
 
 
 def test_vllm_python_prefers_the_env(monkeypatch):

@@ -11,7 +11,7 @@ Public API::
 
     # low level: you build the args
     server = start_vllm_server(vllm_python(), args, env=cpu_env(), log_path="vllm.log")
-    server.wait_healthy(timeout=360)        # or wait_healthy(server.url, 360, process=server.process)
+    server.wait_healthy(timeout=360)        # until /v1/models lists the served model
     ...                                     # talk to server.base_url ("http://127.0.0.1:PORT/v1")
     server.stop()                           # SIGTERM to the process group, SIGKILL after a grace period
 
@@ -198,7 +198,7 @@ class VLLMServer:
         return _tail(self.log_path, lines)
 
     def wait_healthy(self, timeout: float = DEFAULT_STARTUP_TIMEOUT) -> VLLMServer:
-        wait_healthy(self.url, timeout, process=self.process, log_path=self.log_path)
+        wait_healthy(self.url, timeout, process=self.process, log_path=self.log_path, model=self.served_name)
         return self
 
     def metrics(self) -> dict[str, float]:
@@ -278,26 +278,48 @@ def wait_healthy(
     process: subprocess.Popen | None = None,
     log_path: str | os.PathLike | None = None,
     interval: float = 2.0,
+    model: str | None = None,
 ) -> float:
-    """Poll ``url/health`` until it answers 200; returns the seconds waited.
+    """Poll ``url/v1/models`` until it answers 200 listing ``model`` (any model when None);
+    returns the seconds waited.
 
-    ``url`` is the server root (a trailing ``/v1`` is ignored). Raises :class:`VLLMServerError`
-    (with the log's tail) when ``process`` exits first or ``timeout`` passes.
+    ``/health`` answers 200 as soon as the API process is up, before the model is loaded;
+    ``/v1/models`` lists the served model only once the engine can take requests (what llm-d
+    and the sampler Deployment's probes wait for). ``url`` is the server root (a trailing
+    ``/v1`` is ignored). Raises :class:`VLLMServerError` (naming the log, with its tail) when
+    ``process`` exits first or ``timeout`` passes.
     """
     root = url.rstrip("/").removesuffix("/v1")
     t0 = time.monotonic()
     path = Path(log_path) if log_path is not None else None
+    where = f" (log: {path})" if path is not None else ""
+    last = "no answer"
     while True:
         if process is not None and process.poll() is not None:
-            raise VLLMServerError(f"vLLM server exited with code {process.returncode} before it was healthy\n{_tail(path)}")
+            raise VLLMServerError(
+                f"vLLM server exited with code {process.returncode} before it was healthy{where}\n{_tail(path)}")
         try:
-            if httpx.get(f"{root}/health", timeout=5.0).status_code == 200:
+            resp = httpx.get(f"{root}/v1/models", timeout=5.0)
+            served = _served_models(resp) if resp.status_code == 200 else []
+            if served and (model is None or model in served):
                 return time.monotonic() - t0
-        except httpx.HTTPError:
-            pass
+            last = (f"HTTP {resp.status_code}" if resp.status_code != 200
+                    else f"serves {served or 'no model'}, waiting for {model!r}")
+        except httpx.HTTPError as exc:
+            last = type(exc).__name__
         if time.monotonic() - t0 > timeout:
-            raise VLLMServerError(f"vLLM server at {root} not healthy after {timeout:.0f}s\n{_tail(path)}")
+            raise VLLMServerError(f"vLLM server at {root} not healthy after {timeout:.0f}s: "
+                                  f"/v1/models {last}{where}\n{_tail(path)}")
         time.sleep(interval)
+
+
+def _served_models(resp: httpx.Response) -> list[str]:
+    """The model ids of an OpenAI ``/v1/models`` answer (empty when it is not one)."""
+    try:
+        data = resp.json().get("data")
+    except (ValueError, AttributeError):
+        return []
+    return [str(m["id"]) for m in data if isinstance(m, dict) and "id" in m] if isinstance(data, list) else []
 
 
 def parse_metrics(text: str) -> dict[str, float]:
@@ -350,7 +372,8 @@ def local_vllm_server(
     server = start_vllm_server(python, args, env=env, log_path=log_path)
     log.info("waiting for vLLM on %s (log: %s)", server.url, log_path)
     try:
-        waited = wait_healthy(server.url, timeout, process=server.process, log_path=log_path)
+        waited = wait_healthy(server.url, timeout, process=server.process, log_path=log_path,
+                              model=server.served_name)
     except BaseException:
         server.stop()
         raise
