@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 REQUIRED_RULES: list[dict[str, Any]] = [
-    # The custom resource: kopf lists/watches it and patches finalizers and annotations;
-    # the reconciler re-reads it (get) and writes the status subresource.
+    # The custom resource: kopf lists/watches it (and patches away the finalizer an older
+    # operator added); the reconciler re-reads it (get) and writes the status subresource.
     {"apiGroups": ["o1pruner.dev"], "resources": ["pruningjobs"], "verbs": ["get", "list", "watch", "patch"]},
     {"apiGroups": ["o1pruner.dev"], "resources": ["pruningjobs/status"], "verbs": ["get", "patch"]},
     # Children carry ownerReferences with blockOwnerDeletion: true; under the
@@ -53,6 +53,8 @@ KOPF_ONLY: set[tuple[str, str, str]] = ADMISSION_ONLY | {
     ("", "namespaces", "watch"),
     ("events.k8s.io", "events", "create"),
     ("o1pruner.dev", "pruningjobs/status", "get"),
+    # kopf removes the o1pruner.dev/finalizer older operators added (no handler requires one).
+    ("o1pruner.dev", "pruningjobs", "patch"),
 }
 
 

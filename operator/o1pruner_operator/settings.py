@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+#: kopf's finalizer name. No handler requires a finalizer any more (see handlers.py), so kopf
+#: never adds it, and removes it from jobs an older operator created; it has to know the name.
 FINALIZER = "o1pruner.dev/finalizer"
 ANNOTATION_PREFIX = "o1pruner.dev"
 
@@ -114,8 +116,9 @@ def apply_kopf_settings(settings: Any, config: OperatorConfig) -> None:
     """Settings chosen on purpose (called from the startup handler)."""
     import kopf
 
-    # Our own finalizer name; progress and diff-base in annotations so that kopf leaves
-    # `status` entirely to us (the default would add status.kopf).
+    # The finalizer older operators added (kopf removes it: no handler requires one); progress
+    # and diff-base in annotations so that kopf leaves `status` entirely to us (the default would
+    # add status.kopf).
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ANNOTATION_PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -132,5 +135,5 @@ def apply_kopf_settings(settings: Any, config: OperatorConfig) -> None:
     if config.peering:
         settings.peering.name = config.peering
         settings.peering.clusterwide = config.clusterwide
-    # Deletion: our delete handler removes children; a crashed one is retried, not skipped.
+    # Threads for the sync handlers (startup, probe); the event handlers are async.
     settings.execution.max_workers = 20

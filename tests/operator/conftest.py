@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import jsonpatch
+import jsonpointer
 import kmock
 import kopf
 import pytest
@@ -71,7 +73,11 @@ RES_KEYS = {
 
 
 class Emulator(kmock.KubernetesEmulator):
-    """kmock 0.8's emulator plus ``metadata.generateName`` (kopf names its events that way)."""
+    """kmock 0.8's emulator plus ``metadata.generateName`` (kopf names its events that way), and
+    a JSON patch that does not apply answered 422 as the API server does (kmock: 500). kopf
+    JSON-patches finalizers from the body it last saw; kmock replays every object as ``ADDED``
+    on a new watch and never bumps ``resourceVersion``, so a stale body's patch passes the
+    ``test`` op and fails; on 422 kopf retries on the next event instead of 9 times in a row."""
 
     async def _handle(self, request):  # type: ignore[override]
         if (request.resource is not None and request.action == kmock.action.CREATE
@@ -79,7 +85,10 @@ class Emulator(kmock.KubernetesEmulator):
             meta = request.data.setdefault("metadata", {})
             if not meta.get("name") and meta.get("generateName"):
                 meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
-        return await super()._handle(request)
+        try:
+            return await super()._handle(request)
+        except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
+            raise kmock.KubernetesError(status=422, reason="Invalid", message=str(exc)) from exc
 
 
 def example_job(name: str = "marco-o1-pruned", **spec_overrides: Any) -> dict[str, Any]:

@@ -235,11 +235,13 @@ async def test_delete_mid_run_removes_children(cluster, run_operator, wait, make
         await cluster.create("pruningjobs", make_job(NAME))
         await drive_to_training(cluster, wait)
         job = cluster.obj("pruningjobs", NAME)
-        assert "o1pruner.dev/finalizer" in job["metadata"]["finalizers"]
+        assert not job["metadata"].get("finalizers")  # deletion never waits for the operator
         await cluster.delete("pruningjobs", NAME)
-        await wait(lambda: cluster.obj("pruningjobs", NAME) is None, what="finalizer released")
-        for kind in ("deployments", "services", "jobs", "pytorchjobs", "trainjobs", "configmaps"):
-            assert cluster.names(kind) == [], kind
+        await wait(lambda: cluster.obj("pruningjobs", NAME) is None, what="the job deleted")
+        kinds = ("deployments", "services", "jobs", "pytorchjobs", "trainjobs", "configmaps")
+        # The operator deletes them at once (the emulator has no garbage collector).
+        await wait(lambda: all(cluster.names(kind) == [] for kind in kinds),
+                   what=f"children deleted, left: { {k: cluster.names(k) for k in kinds} }")
 
 
 @all_backends

@@ -66,6 +66,7 @@ async def test_required_rules_cover_exactly_what_the_operator_does(cluster, run_
         await wait(lambda: phase() == "Succeeded")
         await cluster.delete("pruningjobs", NAME)
         await wait(lambda: cluster.obj("pruningjobs", NAME) is None)
+        await wait(lambda: cluster.names("networkpolicies") == [], what="children deleted (the last kind)")
 
     calls = api_calls(cluster.emu)
     assert ("o1pruner.dev", "pruningjobs/status", "patch") in calls

@@ -221,6 +221,7 @@ async def test_rbac_is_least_privilege(cluster):
         await wait_for(lambda: cluster.obj("deployments", "rbac-gone-sampler-reference"), what="sampler")
         await cluster.delete("pruningjobs", "rbac-gone")
         await wait_for(lambda: cluster.obj("pruningjobs", "rbac-gone") is None, what="deletion")
+        await wait_for(lambda: not any(cluster.children("rbac-gone").values()), what="its children deleted")
     async with operator(cfg):  # a restart re-lists everything
         await wait_for(lambda: len([c for c in cluster.calls if c.verb == "list"]) > 6, what="re-list")
 
