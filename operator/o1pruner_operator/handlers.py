@@ -32,7 +32,7 @@ from o1pruner_operator.kube import (
     CONFIGMAPS, DEPLOYMENTS, JOBS, NETWORKPOLICIES, PODS, PRUNINGJOBS, SERVICES, Credentials, KubeClient,
 )
 from o1pruner_operator.manifests.common import LABEL_JOB, Names
-from o1pruner_operator.reconcile import Reconciler
+from o1pruner_operator.reconcile import Blocked, Reconciler, check_owner
 from o1pruner_operator.runners import JobRunners
 from o1pruner_operator.settings import OperatorConfig, apply_kopf_settings
 from o1pruner_operator.status import TERMINAL
@@ -194,9 +194,12 @@ async def _gone(rt: Runtime, namespace: str, name: str) -> bool:
 
 async def _delete_children(rt: Runtime, name: str, namespace: str, body: dict[str, Any]) -> None:
     """Delete a deleted PruningJob's children at once (the garbage collector would, later, through
-    their ownerReferences). Best effort: a failure is logged and counted, the rest still go."""
+    their ownerReferences). Only objects this job owns: an object under a child's name that
+    another owner holds (a leftover of an earlier job, or of a new job of the same name) stays.
+    Best effort: a failure is logged and counted, the rest still go."""
     if rt.client is None or rt.reconciler is None:
         return
+    uid = str((body.get("metadata") or {}).get("uid") or "")
     names = Names(name)
     backend = rt.reconciler.backends.get(chosen_backend(body))
     for res_, child in [
@@ -208,6 +211,14 @@ async def _delete_children(rt: Runtime, name: str, namespace: str, body: dict[st
           if rt.config.sampler_network_policy else []),
     ]:
         try:
+            obj = await rt.client.get(res_, namespace, child)
+            if obj is None:
+                continue
+            try:
+                check_owner(obj, uid, res_.kind)
+            except Blocked as not_ours:
+                log.info("%s/%s: not deleting %s", namespace, name, not_ours)
+                continue
             if await rt.client.delete(res_, namespace, child):
                 log.info("%s/%s: deleted %s %s", namespace, name, res_.kind, child)
         except Exception as exc:  # noqa: BLE001 -- best effort: the GC removes what is left

@@ -134,3 +134,23 @@ async def test_a_finished_job_is_checked_once_after_a_restart(cluster, run_opera
         await asyncio.sleep(1.0)  # kopf's batch window is 0.1 s
         assert not runners.running((NS, NAME))
         assert phase(cluster) == "Failed"
+
+
+async def test_deletion_leaves_an_object_another_owner_holds(cluster, run_operator, wait, make_job):
+    """Children are deleted by name only if the deleted job owns them: a ``<job>-evaluate`` Job
+    of an earlier PruningJob of the same name (another uid) stays."""
+    async with run_operator() as registry:
+        await cluster.create("pruningjobs", make_job(NAME))
+        await wait(lambda: cluster.obj("deployments", f"{NAME}-sampler-reference"), what="reference sampler")
+        await cluster.create("jobs", {
+            "apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": f"{NAME}-evaluate", "namespace": NS, "ownerReferences": [{
+                "apiVersion": "o1pruner.dev/v1alpha1", "kind": "PruningJob", "name": NAME,
+                "uid": "an-earlier-job", "controller": True}]},
+            "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "x"}]}}},
+        })
+        await cluster.delete("pruningjobs", NAME)
+        await wait(lambda: cluster.names("deployments") == [] and cluster.names("configmaps") == [],
+                   what="the job's own children deleted")
+        await wait(lambda: not registry.o1pruner_runtime.runners.running((NS, NAME)))
+        assert cluster.names("jobs") == [f"{NAME}-evaluate"]

@@ -222,6 +222,9 @@ async def test_rbac_is_least_privilege(cluster):
         await cluster.delete("pruningjobs", "rbac-gone")
         await wait_for(lambda: cluster.obj("pruningjobs", "rbac-gone") is None, what="deletion")
         await wait_for(lambda: not any(cluster.children("rbac-gone").values()), what="its children deleted")
+        # a job with a sample Job and a PyTorchJob: the operator deletes only what exists
+        await cluster.delete("pruningjobs", "rbac-pause")
+        await wait_for(lambda: not any(cluster.children("rbac-pause").values()), what="its children deleted")
     async with operator(cfg):  # a restart re-lists everything
         await wait_for(lambda: len([c for c in cluster.calls if c.verb == "list"]) > 6, what="re-list")
 
