@@ -463,7 +463,7 @@ class Reconciler:
             draft.condition("SamplersReady", True, "SamplerReady",
                             f"{role} sampler serves {ctx.service_url(role)}")
         else:
-            why = _deployment_problem(dep) or f"waiting for the {role} sampler to pass /health"
+            why = _deployment_problem(dep) or f"waiting for the {role} sampler to serve its model (/v1/models)"
             draft.condition("SamplersReady", False, "Suspended" if suspended else "SamplerStarting", why)
         return ready
 
