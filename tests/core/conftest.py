@@ -32,3 +32,18 @@ def s3_storage_spec(s3_server: str, s3_bucket: str) -> StorageSpec:
 def sample_dataset_path() -> Path:
     """The committed GSM8K-style example dataset (20 good lines, 2 malformed)."""
     return REPO_ROOT / "examples" / "data" / "gsm8k-style-sample.jsonl"
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """A fresh ``O1PRUNER_CACHE`` (embedded models are built there once per test module)."""
+    import os
+
+    root = tmp_path_factory.mktemp("cache")
+    old = os.environ.get("O1PRUNER_CACHE")
+    os.environ["O1PRUNER_CACHE"] = str(root)
+    yield root
+    if old is None:
+        os.environ.pop("O1PRUNER_CACHE", None)
+    else:
+        os.environ["O1PRUNER_CACHE"] = old

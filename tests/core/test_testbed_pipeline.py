@@ -23,20 +23,6 @@ def testbed_bench():
     return module
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    import os
-
-    root = tmp_path_factory.mktemp("cache")
-    old = os.environ.get("O1PRUNER_CACHE")
-    os.environ["O1PRUNER_CACHE"] = str(root)
-    yield root
-    if old is None:
-        os.environ.pop("O1PRUNER_CACHE", None)
-    else:
-        os.environ["O1PRUNER_CACHE"] = old
-
-
 def test_smoke_model_builds_once_as_a_normal_hf_directory(cache):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

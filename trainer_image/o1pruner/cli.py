@@ -39,6 +39,8 @@ def _job(path: str, endpoint: str | None = None):
 
 
 def _print_report(report: dict) -> None:
+    from o1pruner.rounds import rounds_text
+
     avg = report["results"]["average"]
     print(json.dumps(report["results"], indent=2))
     aes = avg.get("aes")
@@ -57,15 +59,18 @@ def _print_report(report: dict) -> None:
                  if hours is not None else ""))
     if report.get("guard"):
         print(report["guard"]["message"] + ("" if report["accepted"] else "\npruned model NOT accepted"))
+    if report.get("rounds"):
+        print(f"{rounds_text(report['rounds'], report.get('resultRound'))} ({report['stopReason']})")
 
 
 def cmd_run(args) -> int:
-    from o1pruner.pipeline import run_local
+    from o1pruner.pipeline import ROUNDS_REPORT, run_local
 
     job = _job(args.job, args.endpoint)
     report = run_local(job, max_steps=args.max_steps)
     _print_report(report)
-    print(f"\nreport: {job.spec.storage.uri.rstrip('/')}/report/report.json (and report.png)")
+    key, png = (ROUNDS_REPORT, ROUNDS_REPORT) if report.get("rounds") else ("report/report", "report")
+    print(f"\nreport: {job.spec.storage.uri.rstrip('/')}/{key}.json (and {png}.png)")
     return 0
 
 

@@ -20,6 +20,7 @@ from o1pruner.diagnostics import reference_diagnostics, truncation_message
 from o1pruner.evaluation import IncomparableEvaluations, IncompleteEvaluation, compare, evaluate_model
 from o1pruner.models import resolve_model
 from o1pruner.report import build_report, fit_termination, render_png, termination_summary
+from o1pruner.rounds import result_round, round_prefix, round_summary, rounds_text, stop_reason
 from o1pruner.sampling.base import GenerationParams, Sampler
 from o1pruner.sampling.collect import sample_problems
 from o1pruner.savings import savings_per_million_requests
@@ -46,6 +47,10 @@ class Context:
     metrics: object | None = None
     #: malformed lines of each dataset loaded in this process: name -> [(line_number, reason)]
     bad_lines: dict[str, list] = field(default_factory=dict)
+    #: the pruning round (:mod:`o1pruner.rounds`); ``store``/``manifest`` are that round's folder
+    round: int = 1
+    #: the job's storage root (where the base model's evaluation lives); ``None``: ``store``
+    root: Storage | None = None
 
     @property
     def spec(self):
@@ -54,6 +59,18 @@ class Context:
     @property
     def name(self) -> str:
         return self.job.metadata.name
+
+    @property
+    def base_store(self) -> Storage:
+        """Where the base model's evaluation (and round 1) lives: the storage root."""
+        return self.root if self.root is not None else self.store
+
+    def for_round(self, n: int) -> Context:
+        """The context of round ``n``: its storage folder and manifest, the same job and metrics."""
+        root = self.base_store
+        store = root.child(round_prefix(n))
+        return Context(job=self.job, store=store, manifest=Manifest(store), metrics=self.metrics,
+                       bad_lines=self.bad_lines, round=n, root=root)
 
 
 def open_context(job: PruningJob, phase: str = "local", with_metrics: bool = True) -> Context:
@@ -98,11 +115,21 @@ def base_model_path(ctx: Context) -> str:
 
 
 def pruned_model_path(ctx: Context) -> str:
+    """Round ``ctx.round``'s pruned model, downloaded to a local directory."""
     if not ctx.store.is_dir_complete(PRUNED_MODEL):
         raise PhaseError(f"no complete pruned model at {ctx.store.uri(PRUNED_MODEL)}: run the train phase first")
-    dest = Path(tempfile.gettempdir()) / f"o1pruner-{ctx.name}-pruned"
+    suffix = "" if ctx.round == 1 else f"-r{ctx.round}"
+    dest = Path(tempfile.gettempdir()) / f"o1pruner-{ctx.name}{suffix}-pruned"
     ctx.store.download_dir(PRUNED_MODEL, str(dest))
     return str(dest)
+
+
+def reference_model_path(ctx: Context) -> str:
+    """The model a round samples its references from and trains: the base model in round 1,
+    the previous round's pruned model after."""
+    if ctx.round == 1:
+        return base_model_path(ctx)
+    return pruned_model_path(ctx.for_round(ctx.round - 1))
 
 
 def _download_s3_dir(uri: str, dest: Path) -> None:
@@ -147,7 +174,7 @@ def phase_sample(
     s = ctx.spec.sampling
     problems = train_problems(ctx)
     own = sampler is None
-    sampler = sampler or make_sampler(ctx, base_model_path(ctx), endpoint)
+    sampler = sampler or make_sampler(ctx, reference_model_path(ctx), endpoint)
     try:
         params = GenerationParams(n=s.k, temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens, seed=s.seed)
         name = ctx.spec.datasets.train.name
@@ -228,7 +255,7 @@ def phase_train(ctx: Context, max_steps: int | None = None) -> dict:
         raise PhaseError(f"no training examples for method {method} (e.g. SFT/DPO need correct samples)")
     problems = {p.id: p.problem for p in train_problems(ctx)}
     device, dtype = tr.pick_device_dtype(t)
-    model, tokenizer = tr.load_policy(base_model_path(ctx), t, dtype, device)
+    model, tokenizer = tr.load_policy(reference_model_path(ctx), t, dtype, device)
     units = tr.build_units(method, examples, tokenizer, ctx.spec.prompt, t.max_length, problems)
     world_size, rank = int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("RANK", 0))
     result = tr.train(
@@ -262,6 +289,8 @@ def phase_evaluate(
     """Evaluate the base or the pruned model on every eval set; when both are done, the report."""
     label = FAST_PROMPT if fast_solving else which
     phase = f"evaluate-{label}"
+    if which == "base" and ctx.round != 1:
+        ctx = ctx.for_round(1)  # every round is judged against the original base's evaluation
     if ctx.manifest.is_done(phase):
         log.info("%s: already done, skipping", phase)
         summary = ctx.store.read_json(f"eval/{label}/summary.json")
@@ -297,16 +326,20 @@ def make_report(ctx: Context) -> dict | None:
 
 
 def _make_report(ctx: Context) -> dict | None:
-    if not (ctx.manifest.is_done("evaluate-base") and ctx.manifest.is_done("evaluate-pruned")):
+    base_store = ctx.base_store
+    base_manifest = Manifest(base_store)
+    if not (base_manifest.is_done("evaluate-base") and ctx.manifest.is_done("evaluate-pruned")):
         return None
     ev = ctx.spec.evaluation
-    base = ctx.store.read_json("eval/base/summary.json")
+    base = base_store.read_json("eval/base/summary.json")
     pruned = ctx.store.read_json("eval/pruned/summary.json")
     results = compare(base, pruned, ev.aes)
     names = [ds.name for ds in ctx.spec.datasets.eval]
-    base_recs = [r for n in names for r in ctx.store.read_jsonl(f"eval/base/{n}.jsonl")]
-    pruned_recs = [r for n in names for r in ctx.store.read_jsonl(f"eval/pruned/{n}.jsonl")]
+    base_recs = _eval_records(base_store, "base", names)
+    pruned_recs = _eval_records(ctx.store, "pruned", names)
     extra: dict = {"manifest": ctx.manifest.data()}
+    if ctx.spec.rounds.count > 1:
+        extra["round"] = ctx.round
     for ds in ctx.spec.datasets.eval:
         if ds.name not in ctx.bad_lines:  # eval phases ran in another process: count again
             _load(ctx, ds)
@@ -327,9 +360,9 @@ def _make_report(ctx: Context) -> dict | None:
             "pruned": _ungradable(pruned_recs),
         },
     }
-    if ctx.manifest.is_done(f"evaluate-{FAST_PROMPT}"):
+    if base_manifest.is_done(f"evaluate-{FAST_PROMPT}"):
         extra["fastPromptBaseline"] = compare(
-            base, ctx.store.read_json(f"eval/{FAST_PROMPT}/summary.json"), ev.aes, ("base", FAST_PROMPT)
+            base, base_store.read_json(f"eval/{FAST_PROMPT}/summary.json"), ev.aes, ("base", FAST_PROMPT)
         )
     extra["savings"] = _savings(sampled, base_recs, pruned_recs)
     l_min = {p.id: p.meta["l_min"] for ps in eval_problems(ctx).values() for p in ps if "l_min" in p.meta}
@@ -396,4 +429,45 @@ def run_local(job: PruningJob, max_steps: int | None = None) -> dict:
     phase_evaluate(ctx, "pruned")
     report = make_report(ctx)
     assert report is not None
+    if spec.rounds.count == 1:
+        return report
+    return _later_rounds(ctx, report, max_steps)
+
+
+ROUNDS_REPORT = "rounds/report"
+
+
+def _later_rounds(ctx: Context, first: dict, max_steps: int | None) -> dict:
+    """Rounds 2.. (:mod:`o1pruner.rounds`) after round 1's ``first`` report; each skips what its
+    manifest says is done, so a rerun resumes in the round it stopped in. Returns the job's
+    report: the result round's, with every round's summary, written to ``rounds/report.json``."""
+    r = ctx.spec.rounds
+    reports = {1: first}
+    rounds = [round_summary(1, first, first["results"]["average"]["baseLength"])]
+    reason = stop_reason(rounds[-1], r.count, r.min_length_gain)
+    while reason is None:
+        rctx = ctx.for_round(rounds[-1]["round"] + 1)
+        phase_sample(rctx)
+        phase_train(rctx, max_steps=max_steps)
+        phase_evaluate(rctx, "pruned")
+        report = make_report(rctx)
+        assert report is not None
+        reports[rctx.round] = report
+        rounds.append(round_summary(rctx.round, report, rounds[-1]["prunedMeanLength"]))
+        reason = stop_reason(rounds[-1], r.count, r.min_length_gain)
+    result = result_round(rounds)
+    shown = result or 1
+    rctx = ctx.for_round(shown)
+    report = {**reports[shown], "rounds": rounds, "resultRound": result, "stopReason": reason,
+              "model": rctx.store.uri(PRUNED_MODEL) if result else None}
+    root = ctx.base_store
+    root.write_json(f"{ROUNDS_REPORT}.json", report)
+    names = [ds.name for ds in ctx.spec.datasets.eval]
+    root.write_bytes(f"{ROUNDS_REPORT}.png", render_png(
+        report, _eval_records(root, "base", names), _eval_records(rctx.store, "pruned", names)))
+    log.info("rounds: %s (%s)", rounds_text(rounds, result), reason)
     return report
+
+
+def _eval_records(store: Storage, label: str, names: list[str]) -> list[dict]:
+    return [r for n in names for r in store.read_jsonl(f"eval/{label}/{n}.jsonl")]

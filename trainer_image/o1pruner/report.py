@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 
 from o1pruner.evaluation import IncomparableEvaluations, by_difficulty
 from o1pruner.guard import guard_records
+from o1pruner.rounds import rounds_text
 from o1pruner.spec import GuardSpec
 
 
@@ -186,14 +187,16 @@ def render_png(report: dict, base: Sequence[dict], pruned: Sequence[dict]) -> by
     avg = report["results"].get("average", {})
     aes_v = avg.get("aes")
     gap = report.get("paired", {}).get("gapClosed")
+    job = report["job"] + (f" round {report['round']}" if report.get("round") else "")
     fig.suptitle(
-        (f"{report['job']}: length {avg.get('baseLength', 0):.0f} → {avg.get('prunedLength', 0):.0f} tokens, "
+        (f"{job}: length {avg.get('baseLength', 0):.0f} → {avg.get('prunedLength', 0):.0f} tokens, "
          f"accuracy {avg.get('baseAccuracy', 0):.2f} → {avg.get('prunedAccuracy', 0):.2f}, "
-         f"AES {aes_v:.3f}" if aes_v is not None else f"{report['job']}: AES n/a (base accuracy 0)")
+         f"AES {aes_v:.3f}" if aes_v is not None else f"{job}: AES n/a (base accuracy 0)")
         + (f", {100 * gap:.0f} % of the redundancy gap closed" if gap is not None else "")
         + f"; {report['tokens']['saved']} tokens saved"
         + (f"\n{report['guard']['message']}" + ("" if report["accepted"] else " — pruned model NOT accepted")
            if report.get("guard") else "")
+        + (f"\n{rounds_text(report['rounds'], report.get('resultRound'))}" if report.get("rounds") else "")
     )
     fig.tight_layout()
     buf = io.BytesIO()

@@ -652,6 +652,22 @@ class MetricsSpec(_Model):
     port: int = Field(default=9400, ge=1024, le=65535, description="Port metrics are served on when not pushed.")
 
 
+class RoundsSpec(_Model):
+    """Iterative pruning (:mod:`o1pruner.rounds`): each round's accepted pruned model becomes the
+    reference of the next (resampled, re-scored, trained from); the job's result is the last
+    accepted round's model."""
+
+    count: int = Field(
+        default=1, ge=1, le=10,
+        description="Most rounds to run; 1 runs the pipeline once (the paper's method).",
+    )
+    min_length_gain: float = Field(
+        default=0.05, ge=0.0, le=1.0,
+        description="Stop after a round whose mean eval length fell by less than this fraction of the "
+        "previous round's (0.05 = 5 %); a round that failed the accuracy guard also stops the job.",
+    )
+
+
 class PruningJobSpec(_Model):
     """``spec`` of a PruningJob."""
 
@@ -661,6 +677,7 @@ class PruningJobSpec(_Model):
     sampling: SamplingSpec = Field(default_factory=SamplingSpec)
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
+    rounds: RoundsSpec = Field(default_factory=RoundsSpec)
     storage: StorageSpec
     metrics: MetricsSpec = Field(default_factory=MetricsSpec)
     suspend: bool = Field(default=False, strict=True, description="Pause the job: samplers scale to zero, Jobs are suspended.")

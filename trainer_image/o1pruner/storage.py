@@ -253,8 +253,54 @@ class Storage(ABC):
         """The job's phase manifest (``manifest.json``) in this storage."""
         return Manifest(self)
 
+    def child(self, prefix: str) -> Storage:
+        """The folder ``prefix`` as a storage of its own (``""``: this storage itself)."""
+        prefix = _norm_key(prefix, allow_empty=True)
+        return SubStorage(self, prefix) if prefix else self
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.uri()!r})"
+
+
+class SubStorage(Storage):
+    """A folder of another storage, addressed with keys relative to the folder."""
+
+    def __init__(self, parent: Storage, prefix: str):
+        self.parent = parent
+        self.prefix = _norm_key(prefix)
+
+    def _key(self, key: str, allow_empty: bool = False) -> str:
+        return _join(self.prefix, _norm_key(key, allow_empty=allow_empty))
+
+    def uri(self, key: str = "") -> str:
+        return self.parent.uri(self._key(key, allow_empty=True))
+
+    def exists(self, key: str) -> bool:
+        return self.parent.exists(self._key(key))
+
+    def read_bytes(self, key: str) -> bytes:
+        return self.parent.read_bytes(self._key(key))
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        self.parent.write_bytes(self._key(key), data)
+
+    def delete(self, key: str) -> None:
+        self.parent.delete(self._key(key))
+
+    def list(self, prefix: str = "") -> list[str]:
+        return [k[len(self.prefix) + 1:] for k in self.parent.list(self._key(prefix, allow_empty=True))]
+
+    def list_dirs(self, prefix: str = "") -> list[str]:
+        return self.parent.list_dirs(self._key(prefix, allow_empty=True))
+
+    def delete_prefix(self, prefix: str) -> int:
+        return self.parent.delete_prefix(self._key(prefix, allow_empty=True))
+
+    def _upload_file(self, path: Path, key: str) -> None:
+        self.parent._upload_file(path, self._key(key))
+
+    def _download_file(self, key: str, path: Path) -> None:
+        self.parent._download_file(self._key(key), path)
 
 
 class LocalStorage(Storage):
