@@ -200,16 +200,18 @@ async def _delete_children(rt: Runtime, name: str, namespace: str, body: dict[st
     if rt.client is None or rt.reconciler is None:
         return
     uid = str((body.get("metadata") or {}).get("uid") or "")
-    names = Names(name)
     backend = rt.reconciler.backends.get(chosen_backend(body))
-    for res_, child in [
-        (JOBS, names.eval_job), (JOBS, names.sample_job), *backend.children(names),
-        (DEPLOYMENTS, names.sampler("pruned")), (SERVICES, names.sampler("pruned")),
-        (DEPLOYMENTS, names.sampler("reference")), (SERVICES, names.sampler("reference")),
-        (CONFIGMAPS, names.config),
-        *([(NETWORKPOLICIES, names.sampler(r)) for r in ("pruned", "reference")]
-          if rt.config.sampler_network_policy else []),
-    ]:
+    last_round = int((body.get("status") or {}).get("round") or 1)
+    children = [(CONFIGMAPS, Names(name).config)]
+    for names in (Names(name, n) for n in range(last_round, 0, -1)):  # every round's children
+        children[:0] = [
+            (JOBS, names.eval_job), (JOBS, names.sample_job), *backend.children(names),
+            (DEPLOYMENTS, names.sampler("pruned")), (SERVICES, names.sampler("pruned")),
+            (DEPLOYMENTS, names.sampler("reference")), (SERVICES, names.sampler("reference")),
+            *([(NETWORKPOLICIES, names.sampler(r)) for r in ("pruned", "reference")]
+              if rt.config.sampler_network_policy else []),
+        ]
+    for res_, child in children:
         try:
             obj = await rt.client.get(res_, namespace, child)
             if obj is None:

@@ -5,6 +5,9 @@ under deterministic names (409 = already there) and moves phases forward:
 
     Pending -> Sampling -> Training -> Evaluating -> Succeeded | Failed
 
+With ``spec.rounds.count > 1`` an evaluated round that should be followed (:mod:`o1pruner.rounds`)
+goes back to Sampling with ``status.round`` + 1; the round's children are named ``<job>-r<n>-...``.
+
 A phase change is written to ``status`` before anything of the new phase is done (a pass that
 changes phase ends there and the next pass acts on the stored phase), so a failing first action
 of a phase never replays the previous one. A child the API server refuses to create (403, 404
@@ -21,6 +24,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from o1pruner.rounds import result_round, stop_reason
 from o1pruner.spec import (
     SamplerSpec, SpecError, TrainerResources, cluster_errors, job_name_error, parse_spec,
 )
@@ -33,12 +37,12 @@ from o1pruner_operator.kube import (
 from o1pruner_operator.manifests import (
     JobContext, config_map, eval_job, sample_job, sampler_deployment, sampler_network_policy, sampler_service,
 )
-from o1pruner_operator.manifests.common import LABEL_COMPONENT, LABEL_JOB, LABEL_KUEUE_QUEUE, Names
+from o1pruner_operator.manifests.common import LABEL_COMPONENT, LABEL_JOB, LABEL_KUEUE_QUEUE, Names, round_labels
 from o1pruner_operator.manifests.sampler import component as sampler_component
 from o1pruner_operator.settings import OperatorConfig
 from o1pruner_operator.status import (
     TERMINAL, WARNING_CONDITIONS, artifacts, get_condition, guard_condition, is_true, now_iso, parse_diagnostics,
-    parse_results, parse_time, set_condition, truncation_condition,
+    parse_results, parse_time, round_entry, set_condition, truncation_condition,
 )
 
 log = logging.getLogger("o1pruner_operator.reconcile")
@@ -233,7 +237,7 @@ class Reconciler:
         # Free the GPUs: samplers scale to zero, unfinished Jobs and the training job are
         # suspended (their objects stay for inspection; deleting the PruningJob removes them).
         ns, name = body["metadata"]["namespace"], body["metadata"]["name"]
-        names = Names(name)
+        names = Names(name, int(draft.new.get("round") or 1))
         for role in ("reference", "pruned"):
             await self._scale(ns, names.sampler(role), 0)
         for job_name in (names.sample_job, names.eval_job):
@@ -258,6 +262,7 @@ class Reconciler:
             startup_probe_seconds=self.config.startup_probe_seconds,
             progress_deadline_seconds=self.config.startup_probe_seconds + 600,
             queue_name=(meta.get("labels") or {}).get(LABEL_KUEUE_QUEUE) or None,
+            round=int(draft.new.setdefault("round", 1)),
         )
         digest = spec_hash(body.get("spec") or {})
         # Only a real spec write bumps metadata.generation; defaults a CRD upgrade adds on read
@@ -331,12 +336,12 @@ class Reconciler:
             raise Failure("SamplingFailed", f"Job {ctx.names.sample_job}: {reason}: {message}{detail}")
         if state == "Succeeded":
             draft.condition("ReferenceSampled", True, "SamplingJobComplete",
-                            f"reference samples and stats in {ctx.artifact('reference/')}")
+                            f"reference samples and stats in {ctx.round_artifact('reference/')}")
             diagnostics = await self._last_message(ctx, "sample", parse_diagnostics)
             if diagnostics:
                 draft.new["diagnostics"] = diagnostics
                 draft.condition("ReferenceTruncated", *truncation_condition(diagnostics))
-            draft.new["artifacts"].update(artifacts(ctx.storage_uri, sampled=True))
+            draft.new["artifacts"].update(artifacts(ctx.storage_uri, sampled=True, round_=ctx.round))
             # Training needs the GPUs the sampler holds.
             await self._scale(ctx.namespace, ctx.names.sampler("reference"), 0)
             draft.condition("SamplersReady", False, "ScaledDown", "reference sampler scaled to zero for training")
@@ -367,8 +372,8 @@ class Reconciler:
         if st.state == "Failed":
             raise Failure("TrainingFailed", f"{res.kind} {ctx.names.train}: {st.reason}: {st.message}")
         if st.state == "Succeeded":
-            draft.condition("Trained", True, "TrainingSucceeded", f"pruned model in {ctx.artifact('train/model/')}")
-            draft.new["artifacts"].update(artifacts(ctx.storage_uri, sampled=True, trained=True))
+            draft.condition("Trained", True, "TrainingSucceeded", f"pruned model in {ctx.round_artifact('train/model/')}")
+            draft.new["artifacts"].update(artifacts(ctx.storage_uri, sampled=True, trained=True, round_=ctx.round))
             draft.transition("Evaluating", "training complete; starting the pruned-model sampler")
         else:
             draft.condition("Trained", False, st.reason or st.state, st.message or f"{res.kind} is {st.state}")
@@ -395,8 +400,12 @@ class Reconciler:
             draft.condition("Evaluated", True, "EvaluationComplete", _summary_text(draft.new["summary"]))
         else:
             draft.condition("Evaluated", True, "NoResults",
-                            f"the evaluate container reported no results; see {ctx.artifact('report/')}")
-        draft.new["artifacts"].update(artifacts(ctx.storage_uri, sampled=True, trained=True, evaluated=True))
+                            f"the evaluate container reported no results; see {ctx.round_artifact('report/')}")
+        draft.new["artifacts"].update(artifacts(ctx.storage_uri, sampled=True, trained=True, evaluated=True,
+                                                round_=ctx.round))
+        if ctx.spec.rounds.count > 1:
+            end_round(ctx, draft, results)
+            return
         guard = guard_condition(results)
         if guard is not None:
             draft.condition("AccuracyGuardFailed", *guard)
@@ -471,8 +480,7 @@ class Reconciler:
         for cond in (dep.get("status") or {}).get("conditions") or []:
             if cond.get("type") == "Progressing" and cond.get("reason") == "ProgressDeadlineExceeded":
                 raise Failure("SamplerFailed", f"Deployment {ctx.names.sampler(role)}: {cond.get('message', '')}")
-        selector = f"{LABEL_JOB}={ctx.name},{LABEL_COMPONENT}={sampler_component(role)}"
-        for pod in await self._pods(ctx, selector):
+        for pod in await self._pods(ctx, pod_selector(ctx, sampler_component(role))):
             problem = pod_problem(pod, self.config.crashloop_restarts)
             if problem:
                 raise Failure("SamplerFailed", f"{role} sampler pod {pod['metadata'].get('name')}: {problem}")
@@ -495,7 +503,7 @@ class Reconciler:
 
     async def _pod_failure(self, ctx: JobContext, component: str) -> str:
         """The last failed pod's termination message (the CLI's error, or the log tail)."""
-        pods = await self._pods(ctx, f"{LABEL_JOB}={ctx.name},{LABEL_COMPONENT}={component}")
+        pods = await self._pods(ctx, pod_selector(ctx, component))
         failures = []
         for pod in pods:
             for cs in (pod.get("status") or {}).get("containerStatuses") or []:
@@ -512,7 +520,7 @@ class Reconciler:
 
     async def _last_message(self, ctx: JobContext, component: str, parse: Callable[[str], Any]) -> Any:
         """The newest successful ``component`` pod's termination message that ``parse`` reads."""
-        pods = await self._pods(ctx, f"{LABEL_JOB}={ctx.name},{LABEL_COMPONENT}={component}")
+        pods = await self._pods(ctx, pod_selector(ctx, component))
         messages = []
         for pod in pods:
             for cs in (pod.get("status") or {}).get("containerStatuses") or []:
@@ -527,6 +535,50 @@ class Reconciler:
 
 
 # --------------------------------------------------------------------------------------------
+def pod_selector(ctx: JobContext, component: str) -> str:
+    """The label selector of this round's ``component`` pods."""
+    labels = {LABEL_JOB: ctx.name, LABEL_COMPONENT: component, **round_labels(ctx)}
+    return ",".join(f"{k}={v}" for k, v in labels.items())
+
+
+def end_round(ctx: JobContext, draft: StatusDraft, results: dict[str, Any] | None) -> None:
+    """After round ``ctx.round`` is evaluated (``spec.rounds.count > 1``): record it in
+    ``status.rounds``, then start the next round (back to Sampling, ``status.round`` + 1) or
+    finish, publishing the last accepted round's model and figures (:mod:`o1pruner.rounds`)."""
+    n, spec = ctx.round, ctx.spec.rounds
+    history = [r for r in draft.new.get("rounds") or [] if int(r.get("round", 0)) < n]
+    entry = {**round_entry(n, results, history[-1].get("prunedMeanLength") if history else None),
+             "model": artifacts(ctx.storage_uri, trained=True, round_=n)["model"]}
+    draft.new["rounds"] = [*history, entry]
+    guard = guard_condition(results)
+    if guard is not None:
+        draft.condition("AccuracyGuardFailed", *guard)
+    reason = stop_reason(entry, spec.count, spec.min_length_gain)
+    if reason is None:
+        draft.new["round"] = n + 1
+        for type_ in ("ReferenceSampled", "Trained", "Evaluated"):
+            draft.condition(type_, False, "NextRound", f"round {n + 1} started")
+        draft.transition("Sampling", f"round {n} accepted (mean length {100 * entry['lengthGain']:.1f} % "
+                                     f"shorter); round {n + 1} samples its pruned model")
+        return
+    result = result_round(draft.new["rounds"])
+    draft.new["resultRound"] = result
+    if not entry["accepted"]:
+        draft.new["artifacts"]["rejectedModel"] = entry["model"]
+    if result is None:
+        draft.new["artifacts"]["model"] = None  # null removes the key in the status merge patch
+        draft.condition("Ready", False, "NoRoundAccepted", f"no round accepted: {reason}")
+        draft.transition("Succeeded", f"no round accepted: {reason}")
+        return
+    chosen = next(r for r in draft.new["rounds"] if r["round"] == result)
+    draft.new["artifacts"]["model"] = chosen["model"]
+    if chosen.get("results"):
+        draft.new["results"] = chosen["results"]
+        draft.new["summary"] = dict(chosen["results"].get("average") or {})
+    draft.condition("Ready", True, "Succeeded", f"round {result}'s pruned model published; {reason}")
+    draft.transition("Succeeded", f"round {result}'s pruned model published; {reason}")
+
+
 def check_owner(obj: dict[str, Any], uid: str, kind: str) -> None:
     """An existing child with the expected name is adopted only if this PruningJob (``uid``) owns
     it: a leftover ``<job>-sample`` Job of an earlier job with the same name would otherwise mark

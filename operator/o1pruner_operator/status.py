@@ -7,6 +7,8 @@ import json
 import math
 from typing import Any
 
+from o1pruner.rounds import round_prefix, round_summary
+
 TERMINAL = ("Succeeded", "Failed")
 CONDITION_TYPES = ("SamplersReady", "ReferenceSampled", "ReferenceTruncated", "Trained", "Evaluated",
                    "AccuracyGuardFailed", "Ready", "Failed", "Suspended", "Blocked")
@@ -74,13 +76,15 @@ def is_true(conditions: list[dict[str, Any]], type_: str) -> bool:
 
 
 def artifacts(storage_uri: str, *, sampled: bool = False, trained: bool = False,
-              evaluated: bool = False) -> dict[str, str]:
-    base = storage_uri.rstrip("/")
-    out: dict[str, str] = {"storage": base}
+              evaluated: bool = False, round_: int = 1) -> dict[str, str]:
+    """The URIs of what the phases of round ``round_`` produced (the base's evaluation is round 1's)."""
+    root = storage_uri.rstrip("/")
+    base = "/".join(p for p in (root, round_prefix(round_)) if p)
+    out: dict[str, str] = {"storage": root}
     if sampled:
         out["referenceStats"] = f"{base}/reference/stats.jsonl"
         out["referenceSamples"] = f"{base}/reference/samples.jsonl"
-        out["baseEval"] = f"{base}/eval/base/summary.json"
+        out["baseEval"] = f"{root}/eval/base/summary.json"
     if trained:
         out["checkpoints"] = f"{base}/train/checkpoints/"
         out["model"] = f"{base}/train/model/"
@@ -88,6 +92,22 @@ def artifacts(storage_uri: str, *, sampled: bool = False, trained: bool = False,
         out["prunedEval"] = f"{base}/eval/pruned/summary.json"
         out["report"] = f"{base}/report/report.json"
     return out
+
+
+def round_entry(n: int, results: dict[str, Any] | None, reference_length: float | None) -> dict[str, Any]:
+    """``status.rounds[]`` entry of round ``n`` from its evaluation's parsed results
+    (:func:`o1pruner.rounds.round_summary`: lengths, accuracy, length gain, guard, accepted);
+    ``results`` (the figures the job publishes if this round is its result) ride along."""
+    results = results or {}
+    avg = results.get("average") or {}
+    if "prunedLength" not in avg or "prunedAccuracy" not in avg:
+        return {"round": n, "accepted": False, "guardPassed": None, "lengthGain": 0.0,
+                "message": "the evaluation reported no lengths or accuracy", "results": results}
+    report = {"results": {"average": {"baseAccuracy": None, **avg}}, "accepted": results.get("accepted", True),
+              "guard": results.get("guard")}
+    ref = reference_length if reference_length is not None else avg.get("baseLength", 0.0)
+    entry = {k: v for k, v in round_summary(n, report, ref).items() if v is not None}
+    return {**entry, "results": results}
 
 
 def _number(value: Any) -> float | None:

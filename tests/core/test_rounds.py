@@ -115,6 +115,21 @@ def test_a_child_storage_is_a_folder_of_its_parent(tmp_path):
     assert child.delete_prefix("eval") == 1 and not root.exists("rounds/2/eval/base/summary.json")
 
 
+def test_the_cli_phases_take_the_round(tmp_path):
+    from o1pruner.cli import _in_round, build_parser
+    from o1pruner.pipeline import Context
+    from o1pruner.storage import Manifest
+
+    for phase in (["sample", "j.yaml"], ["train", "j.yaml"], ["evaluate", "j.yaml", "--model", "pruned"]):
+        assert build_parser().parse_args(phase).round == 1
+        assert build_parser().parse_args([*phase, "--round", "2"]).round == 2
+    root = LocalStorage(tmp_path)
+    ctx = Context(job=None, store=root, manifest=Manifest(root))
+    assert _in_round(ctx, 1) is ctx
+    two = _in_round(ctx, 2)
+    assert two.round == 2 and two.store.uri("x") == root.uri("rounds/2/x") and two.base_store is root
+
+
 # --------------------------------------------------------------------------- the local pipeline
 def _job(tmp_path, name, rounds=None, port=19498):
     from o1pruner.spec import parse_job

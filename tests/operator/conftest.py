@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import json
 import sys
 import time
 import uuid
@@ -185,6 +186,15 @@ class Cluster:
         nodes = int(((self.train_obj(job, backend) or {}).get("spec") or {}).get("completions") or 1)
         patch = training_fakes.status_patch(backend, state, nodes=nodes, reason=reason, message=message)
         await self.patch(TRAINING_KINDS[backend], f"{job}-train", patch)
+
+    async def evaluation_done(self, stem: str, results: dict[str, Any]) -> None:
+        """The eval Job ``<stem>-evaluate`` succeeds, its pod's termination message ``results``."""
+        labels = self.obj("jobs", f"{stem}-evaluate")["spec"]["template"]["metadata"]["labels"]
+        await self.pod(f"{stem}-evaluate-abcde", labels, {"phase": "Succeeded", "containerStatuses": [
+            {"name": "evaluate", "restartCount": 0, "state": {"terminated": {
+                "exitCode": 0, "reason": "Completed", "message": json.dumps(results),
+                "finishedAt": "2026-11-28T13:00:00Z"}}}]})
+        await self.job_done(f"{stem}-evaluate")
 
     async def pod(self, name: str, labels: dict[str, str], status: dict[str, Any]) -> None:
         await self.create("pods", {"apiVersion": "v1", "kind": "Pod",

@@ -63,6 +63,11 @@ def _print_report(report: dict) -> None:
         print(f"{rounds_text(report['rounds'], report.get('resultRound'))} ({report['stopReason']})")
 
 
+def _in_round(ctx, round_: int):
+    """The context of pruning round ``round_`` (1: the job's own, today's keys)."""
+    return ctx if round_ == 1 else ctx.for_round(round_)
+
+
 def cmd_run(args) -> int:
     from o1pruner.pipeline import ROUNDS_REPORT, run_local
 
@@ -77,7 +82,7 @@ def cmd_run(args) -> int:
 def cmd_sample(args) -> int:
     from o1pruner.pipeline import open_context, phase_evaluate, phase_sample, write_termination
 
-    ctx = open_context(_job(args.job, args.endpoint), phase="sample")
+    ctx = _in_round(open_context(_job(args.job, args.endpoint), phase="sample"), args.round)
     out = phase_sample(ctx)
     print(json.dumps(out, indent=2))
     if out.get("diagnostics"):  # read by the operator (condition ReferenceTruncated)
@@ -90,7 +95,7 @@ def cmd_sample(args) -> int:
 def cmd_train(args) -> int:
     from o1pruner.pipeline import open_context, phase_train
 
-    ctx = open_context(_job(args.job), phase="train")
+    ctx = _in_round(open_context(_job(args.job), phase="train"), args.round)
     print(json.dumps(phase_train(ctx, max_steps=args.max_steps), indent=2))
     return 0
 
@@ -98,7 +103,7 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     from o1pruner.pipeline import make_report, open_context, phase_evaluate, write_termination_message
 
-    ctx = open_context(_job(args.job, args.endpoint), phase="evaluate")
+    ctx = _in_round(open_context(_job(args.job, args.endpoint), phase="evaluate"), args.round)
     print(json.dumps(phase_evaluate(ctx, args.model), indent=2))
     report = make_report(ctx)
     if report is not None:
@@ -149,17 +154,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("job")
     s.add_argument("--endpoint")
     s.add_argument("--eval-base", action="store_true", help="also evaluate the base model on the same server")
+    s.add_argument("--round", type=int, default=1, help="pruning round (spec.rounds); >= 2 samples the previous "
+                   "round's pruned model, under rounds/<n>/")
     s.set_defaults(func=cmd_sample)
 
     t = sub.add_parser("train", help="length-harmonizing fine-tuning (resumes from the latest checkpoint)")
     t.add_argument("job")
     t.add_argument("--max-steps", type=int, default=None)
+    t.add_argument("--round", type=int, default=1, help="pruning round: >= 2 trains the previous round's model")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="evaluate base or pruned model; writes the report when both exist")
     e.add_argument("job")
     e.add_argument("--model", choices=["base", "pruned"], required=True)
     e.add_argument("--endpoint")
+    e.add_argument("--round", type=int, default=1, help="pruning round whose pruned model is evaluated")
     e.set_defaults(func=cmd_evaluate)
 
     f = sub.add_parser("fetch-model", help="copy a model into a directory (init containers)")

@@ -258,6 +258,15 @@ STATUS_SCHEMA: dict[str, Any] = {
             },
         },
         "results": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+        "round": {"type": "integer", "minimum": 1, "description": "The pruning round running (or last run)."},
+        "resultRound": {"type": "integer", "minimum": 1, "nullable": True,
+                        "description": "The round whose model the job published (the last accepted one)."},
+        "rounds": {
+            "type": "array",
+            "description": "Each evaluated round: reference and pruned mean length, length gain, accuracy, "
+                           "guard verdict, accepted, its model and results.",
+            "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+        },
         "diagnostics": {"type": "object", "x-kubernetes-preserve-unknown-fields": True,
                         "description": "The reference samples' diagnostics (truncation rate, zero reward "
                                        "variance, mean length of correct vs incorrect samples)."},
@@ -279,6 +288,8 @@ STATUS_SCHEMA: dict[str, Any] = {
 
 PRINTER_COLUMNS = [
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+    {"name": "Round", "type": "integer", "jsonPath": ".status.round",
+     "description": "The pruning round running (or last run); see spec.rounds."},
     {"name": "Train %", "type": "integer", "jsonPath": ".status.training.progressPercentage",
      "description": "Training progress the backend reports (TrainJob trainerStatus)."},
     {"name": "Backend", "type": "string", "jsonPath": ".status.trainingBackend", "priority": 1},

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from o1pruner.rounds import round_prefix
 from o1pruner.spec import API_VERSION, KIND, PruningJobSpec, parse_quantity
 
 LABEL_NAME = "app.kubernetes.io/name"
@@ -14,6 +15,8 @@ LABEL_COMPONENT = "app.kubernetes.io/component"
 LABEL_PART_OF = "app.kubernetes.io/part-of"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_JOB = "o1pruner.dev/job"
+#: The pruning round of a child (rounds >= 2 only: round 1's children keep the one-round labels).
+LABEL_ROUND = "o1pruner.dev/round"
 #: Kueue's queue label: on a PruningJob it is copied to the Jobs and the training job, which are
 #: then created suspended and whose ``suspend`` the operator leaves to Kueue.
 LABEL_KUEUE_QUEUE = "kueue.x-k8s.io/queue-name"
@@ -30,28 +33,35 @@ NON_ROOT_UID = 1000
 
 @dataclass(frozen=True)
 class Names:
-    """Deterministic child names: a rerun or a restarted operator finds the same objects."""
+    """Deterministic child names: a rerun or a restarted operator finds the same objects.
+    Round n >= 2's children are ``<job>-r<n>-...`` (round 1 keeps the one-round names); the
+    ConfigMap is shared by every round."""
 
     job: str
+    round: int = 1
+
+    @property
+    def _stem(self) -> str:
+        return self.job if self.round == 1 else f"{self.job}-r{self.round}"
 
     @property
     def config(self) -> str:
         return f"{self.job}-config"
 
     def sampler(self, role: str) -> str:  # role: reference | pruned
-        return f"{self.job}-sampler-{role}"
+        return f"{self._stem}-sampler-{role}"
 
     @property
     def sample_job(self) -> str:
-        return f"{self.job}-sample"
+        return f"{self._stem}-sample"
 
     @property
     def train(self) -> str:
-        return f"{self.job}-train"
+        return f"{self._stem}-train"
 
     @property
     def eval_job(self) -> str:
-        return f"{self.job}-evaluate"
+        return f"{self._stem}-evaluate"
 
 
 @dataclass(frozen=True)
@@ -72,10 +82,12 @@ class JobContext:
     )
     #: The PruningJob's ``kueue.x-k8s.io/queue-name`` label, if any (see LABEL_KUEUE_QUEUE).
     queue_name: str | None = None
+    #: The pruning round the children being built belong to (status.round).
+    round: int = 1
 
     @property
     def names(self) -> Names:
-        return Names(self.name)
+        return Names(self.name, self.round)
 
     @property
     def storage_uri(self) -> str:
@@ -83,6 +95,11 @@ class JobContext:
 
     def artifact(self, rel: str) -> str:
         return f"{self.storage_uri}/{rel}"
+
+    def round_artifact(self, rel: str, round_: int | None = None) -> str:
+        """``rel`` in the storage folder of round ``round_`` (default: this context's round)."""
+        prefix = round_prefix(self.round if round_ is None else round_)
+        return self.artifact(f"{prefix}/{rel}" if prefix else rel)
 
     def service_url(self, role: str) -> str:
         return f"http://{self.names.sampler(role)}.{self.namespace}.svc:{SAMPLER_PORT}/v1"
@@ -96,12 +113,23 @@ def child_labels(ctx: JobContext, component: str) -> dict[str, str]:
         LABEL_PART_OF: "o1pruner",
         LABEL_MANAGED_BY: MANAGED_BY,
         LABEL_JOB: ctx.name,
+        **round_labels(ctx),
     }
+
+
+def round_args(ctx: JobContext) -> list[str]:
+    """``--round N`` for a round >= 2's CLI commands (round 1's are the one-round ones)."""
+    return [] if ctx.round == 1 else ["--round", str(ctx.round)]
+
+
+def round_labels(ctx: JobContext) -> dict[str, str]:
+    """The round label of a round >= 2 child (none in round 1)."""
+    return {} if ctx.round == 1 else {LABEL_ROUND: str(ctx.round)}
 
 
 def selector_labels(ctx: JobContext, component: str) -> dict[str, str]:
     """The immutable subset used in selectors."""
-    return {LABEL_INSTANCE: ctx.name, LABEL_COMPONENT: component, LABEL_JOB: ctx.name}
+    return {LABEL_INSTANCE: ctx.name, LABEL_COMPONENT: component, LABEL_JOB: ctx.name, **round_labels(ctx)}
 
 
 def owner_reference(ctx: JobContext) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from typing import Any
 
 from o1pruner_operator.manifests.common import (
     JOB_FILE, JobContext, common_env, config_mount, config_volume, container_security_context, metrics_ports,
-    metadata, pod_spec_base, queued, scratch_mounts, scratch_volumes,
+    metadata, pod_spec_base, queued, round_args, scratch_mounts, scratch_volumes,
 )
 
 
@@ -46,10 +46,13 @@ def _job(ctx: JobContext, name: str, component: str, command: list[str]) -> dict
 
 
 def sample_job(ctx: JobContext) -> dict[str, Any]:
-    cmd = ["o1pruner", "sample", JOB_FILE, "--endpoint", ctx.service_url("reference"), "--eval-base"]
+    """Reference sampling; round 1 also evaluates the base model (every round is compared with it)."""
+    cmd = ["o1pruner", "sample", JOB_FILE, "--endpoint", ctx.service_url("reference"),
+           *(["--eval-base"] if ctx.round == 1 else round_args(ctx))]
     return _job(ctx, ctx.names.sample_job, "sample", cmd)
 
 
 def eval_job(ctx: JobContext) -> dict[str, Any]:
-    cmd = ["o1pruner", "evaluate", JOB_FILE, "--model", "pruned", "--endpoint", ctx.service_url("pruned")]
+    cmd = ["o1pruner", "evaluate", JOB_FILE, "--model", "pruned", "--endpoint", ctx.service_url("pruned"),
+           *round_args(ctx)]
     return _job(ctx, ctx.names.eval_job, "evaluate", cmd)

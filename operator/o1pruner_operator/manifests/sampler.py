@@ -25,8 +25,11 @@ def component(role: str) -> str:
 
 
 def model_source(ctx: JobContext, role: str) -> str:
-    """Where the served model comes from: the spec's model or the trained checkpoint."""
-    return ctx.spec.model.source if role == "reference" else ctx.artifact("train/model")
+    """Where the served model comes from: the reference is the spec's model in round 1, the
+    previous round's pruned model after; the pruned model is this round's checkpoint."""
+    if role == "reference":
+        return ctx.spec.model.source if ctx.round == 1 else ctx.round_artifact("train/model", ctx.round - 1)
+    return ctx.round_artifact("train/model")
 
 
 def _probe(path: str, period: int, failures: int, timeout: int = 5) -> dict[str, Any]:

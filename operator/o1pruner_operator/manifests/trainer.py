@@ -12,7 +12,7 @@ from typing import Any
 
 from o1pruner_operator.manifests.common import (
     DEEPSPEED_FILE, JOB_FILE, JobContext, common_env, config_mount, config_volume, container_security_context,
-    metrics_ports, model_pod_volumes, placement, pod_spec_base, scratch_mounts, shm_mount, shm_volume,
+    metrics_ports, model_pod_volumes, placement, pod_spec_base, round_args, scratch_mounts, shm_mount, shm_volume,
     with_ephemeral_storage,
 )
 
@@ -35,7 +35,7 @@ def trainer_container(ctx: JobContext, name: str, *, serves_metrics: bool) -> di
     return {
         "name": name,
         "image": trainer.image,
-        "command": list(TRAIN_COMMAND),
+        "command": [*TRAIN_COMMAND, *round_args(ctx)],
         "env": trainer_env(ctx),
         # the model cache and /tmp emptyDirs, requested as ephemeral-storage (see model_pod_volumes)
         "resources": with_ephemeral_storage(trainer.resources.to_wire(), model_pod_volumes(ctx)),
