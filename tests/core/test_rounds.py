@@ -130,6 +130,26 @@ def test_the_cli_phases_take_the_round(tmp_path):
     assert two.round == 2 and two.store.uri("x") == root.uri("rounds/2/x") and two.base_store is root
 
 
+def test_a_phase_with_an_endpoint_downloads_no_model(tmp_path, monkeypatch):
+    from o1pruner import pipeline
+    from o1pruner.storage import Manifest
+
+    job = _job(tmp_path, "ep", rounds={"count": 2})
+    root = LocalStorage(tmp_path / "ep")
+    ctx = pipeline.Context(job=job, store=root, manifest=Manifest(root)).for_round(2)
+    seen = []
+    monkeypatch.setattr(pipeline, "make_sampler", lambda ctx, path, endpoint=None: seen.append((path, endpoint)))
+    pipeline.phase_sampler(ctx, lambda: pytest.fail("downloaded a model the endpoint serves"), "http://s:8000/v1")
+    pipeline.phase_sampler(ctx, lambda: "/models/r1", None)
+    assert seen == [("", "http://s:8000/v1"), ("/models/r1", None)]
+    # the local run refuses rounds on an endpoint that serves only the base model
+    with_endpoint = job.model_copy(update={"spec": job.spec.model_copy(update={
+        "sampling": job.spec.sampling.model_copy(update={"endpoint": "http://s:8000/v1"})})})
+    with pytest.raises(pipeline.PhaseError, match="spec.rounds.count > 1 with spec.sampling.endpoint"):
+        pipeline.run_local(with_endpoint)
+    assert not (tmp_path / "ep").exists()
+
+
 # --------------------------------------------------------------------------- the local pipeline
 def _job(tmp_path, name, rounds=None, port=19498):
     from o1pruner.spec import parse_job

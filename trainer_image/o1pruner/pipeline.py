@@ -12,6 +12,7 @@ import logging
 import os
 import tempfile
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -162,6 +163,14 @@ def make_sampler(ctx: Context, model_path: str, endpoint: str | None = None, ser
     return HFSampler.from_pretrained(model_path, batch_size=s.batch_size)
 
 
+def phase_sampler(ctx: Context, model_path: Callable[[], str], endpoint: str | None = None) -> Sampler:
+    """A phase's own sampler: with an endpoint the model is served there, so ``model_path`` (a
+    download, e.g. the previous round's pruned model) is not called."""
+    if endpoint or ctx.spec.sampling.endpoint:
+        return make_sampler(ctx, "", endpoint)
+    return make_sampler(ctx, model_path(), endpoint)
+
+
 # --------------------------------------------------------------------------- phases
 def phase_sample(
     ctx: Context, sampler: Sampler | None = None, endpoint: str | None = None, flush_every: int = 8
@@ -174,7 +183,7 @@ def phase_sample(
     s = ctx.spec.sampling
     problems = train_problems(ctx)
     own = sampler is None
-    sampler = sampler or make_sampler(ctx, reference_model_path(ctx), endpoint)
+    sampler = sampler or phase_sampler(ctx, partial(reference_model_path, ctx), endpoint)
     try:
         params = GenerationParams(n=s.k, temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens, seed=s.seed)
         name = ctx.spec.datasets.train.name
@@ -297,8 +306,8 @@ def phase_evaluate(
     else:
         own = sampler is None
         if own:
-            path = base_model_path(ctx) if which == "base" else pruned_model_path(ctx)
-            sampler = make_sampler(ctx, path, endpoint)
+            sampler = phase_sampler(ctx, partial(base_model_path if which == "base" else pruned_model_path, ctx),
+                                    endpoint)
         try:
             summary = evaluate_model(
                 sampler, eval_problems(ctx), ctx.spec.prompt, ctx.spec.evaluation, ctx.store, label,
@@ -408,8 +417,12 @@ def write_termination(doc: dict, path: str | None = None) -> bool:
 
 def run_local(job: PruningJob, max_steps: int | None = None) -> dict:
     """All phases in one process: the embedded, one-command run. Returns the report."""
+    spec = job.spec
+    if spec.rounds.count > 1 and spec.sampling.endpoint:
+        raise PhaseError("spec.rounds.count > 1 with spec.sampling.endpoint: the endpoint serves the base model, "
+                         "but round 2 on samples the previous round's pruned model; run the rounds without an "
+                         "endpoint (in-process or a local vLLM) or through the operator")
     ctx = open_context(job)
-    spec = ctx.spec
     # One sampler (in-process model or local vLLM server) for the reference model's phases; the
     # pruned model gets its own after training.
     shared: Sampler | None = None
