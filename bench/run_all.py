@@ -1,11 +1,12 @@
 """Run every benchmark in order (``make bench``) with exactly the arguments its committed
 results were produced with (``argv`` in ``bench/results/<name>.json``; older JSONs: parsed from
 their ``command``), then re-render docs/benchmarks.md (``bench/render.py``). Sampler
-throughput, trainer efficiency, then paper Table 2 and the lambda ablation (which share
-reference samples and resume from ``runs/bench/``). Results: ``bench/results/*.{md,json,png}``;
+throughput, trainer efficiency, the long-thought testbed (paper Tables 2 and 3 with statistics),
+the length rewards on the testbed (which reuse its runs), then the SmolLM2 Table 2 and lambda
+ablation (which share reference samples and resume from ``runs/bench/``). Results: ``bench/results/*.{md,json,png}``;
 see docs/benchmarks.md.
 
-    python bench/run_all.py [--only sampler_throughput,trainer_efficiency,table2,lambda_ablation] [--dry-run]
+    python bench/run_all.py [--only testbed,length_rewards] [--dry-run]
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 RESULTS = HERE / "results"
-ORDER = ["sampler_throughput", "trainer_efficiency", "testbed", "table2", "lambda_ablation"]
+ORDER = ["sampler_throughput", "trainer_efficiency", "testbed", "length_rewards", "table2", "lambda_ablation"]
 
 
 def recorded_argv(name: str) -> list[str]:

@@ -30,7 +30,7 @@ import shutil
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -39,6 +39,9 @@ from common import RESULTS, WORK, finish, machine_line, pyplot, stamp_png, start
 
 log = logging.getLogger("bench.testbed")
 NAME = "testbed"
+TITLE = "O1-Pruner on the long-thought testbed (paper Tables 2 and 3, small scale)"
+#: Labels of the length rewards of :mod:`o1pruner.length_rewards` (``Config.rewards``).
+REWARD_LABELS = {"kimi-length": "Kimi k1.5 length penalty", "efficient-reasoning": "Efficient reasoning (RLOO, α=0.2)"}
 MODEL = "embedded:longthought-arith"
 TARGETS = {"length_change": -0.45, "gap_closed": 0.75, "accuracy_ci_low": -0.02}
 
@@ -60,6 +63,7 @@ class Config:
     model: str = MODEL
     work: str = str(WORK)
     baselines: bool = True  # SFT and DPO (they need correct reference samples)
+    rewards: tuple[str, ...] = ()  # length rewards other than O1-Pruner's (each trained at λ's place, see methods)
     only: tuple[str, ...] = ()  # run names to run (tuning); empty: all
 
     @property
@@ -73,6 +77,8 @@ def methods(cfg: Config) -> dict[str, tuple[str, dict]]:
            "dpo": ("DPO (shortest vs longest)", {"method": "dpo"})} if cfg.baselines else {}
     for lam in cfg.lambdas:
         out[f"o1-lam{lam:g}"] = (f"O1-Pruner (λ={lam:g})", {"method": "o1-pruner", "lambda": lam})
+    for reward in cfg.rewards:  # the same off-policy surrogate, samples and steps; only the reward differs
+        out[reward] = (REWARD_LABELS.get(reward, reward), {"method": "o1-pruner", "reward": reward})
     return {k: v for k, v in out.items() if not cfg.only or k in cfg.only}
 
 
@@ -345,7 +351,7 @@ def _targets(stats: dict) -> list[dict]:
     main = stats["rows"].get("o1-lam2")
     if main is None:
         return []
-    baselines = {k: v for k, v in stats["rows"].items() if not k.startswith("o1-")}
+    baselines = {k: stats["rows"][k] for k in ("sft", "dpo") if k in stats["rows"]}
     checks = [
         ("length change ≤ −45 %", main["length_change"]["mean"] <= TARGETS["length_change"],
          f"{100 * main['length_change']['mean']:.1f} % (95 % CI {100 * main['length_change']['low']:.1f} to "
@@ -355,10 +361,12 @@ def _targets(stats: dict) -> list[dict]:
         ("accuracy not below base (CI low ≥ −2 points)", main["delta_accuracy"]["low"] >= TARGETS["accuracy_ci_low"],
          f"Δacc {100 * main['delta_accuracy']['mean']:+.1f} points (CI {100 * main['delta_accuracy']['low']:+.1f} to "
          f"{100 * main['delta_accuracy']['high']:+.1f})"),
-        ("AES ≥ every baseline's", main["aes"] is not None and all(main["aes"] >= (b["aes"] or -math.inf)
-                                                                      for b in baselines.values()),
-         ", ".join(f"{k} {_num(v['aes'])}" for k, v in baselines.items()) + f"; O1-Pruner {_num(main['aes'])}"),
     ]
+    if baselines:
+        checks.append(("AES ≥ every baseline's", main["aes"] is not None and all(main["aes"] >= (b["aes"] or -math.inf)
+                                                                                 for b in baselines.values()),
+                       ", ".join(f"{k} {_num(v['aes'])}" for k, v in baselines.items())
+                       + f"; O1-Pruner {_num(main['aes'])}"))
     d = stats.get("lambda0_vs_lambda2")  # None unless both λ=0 and λ=2 ran
     if d is not None:
         checks.append(("λ=0 loses accuracy against λ=2 (CI excludes 0)", d["high"] < 0,
@@ -413,11 +421,19 @@ def render_markdown(result: dict) -> str:
                 f"{seeds_acc} |")
 
     base_line = (f"| Base (reference model) | {base['accuracy']:.3f} | — | {base['mean_length']:.1f} | — | 0 % | — | — | — |")
-    table2 = [base_line, *(line(r) for r in ("sft", "dpo", "o1-lam2") if r in stats["rows"])]
-    lam = [line(f"o1-lam{x:g}") for x in cfg["lambdas"] if f"o1-lam{x:g}" in stats["rows"]]
+    sections = []
+    if not cfg.get("rewards"):
+        sections.append(("Table 2: methods", [base_line, *(line(r) for r in ("sft", "dpo", "o1-lam2")
+                                                           if r in stats["rows"])]))
+    if len(cfg["lambdas"]) > 1:
+        sections.append(("Table 3: λ ablation (O1-Pruner)", [line(f"o1-lam{x:g}") for x in cfg["lambdas"]
+                                                             if f"o1-lam{x:g}" in stats["rows"]]))
+    if cfg.get("rewards"):
+        sections.append(("Length rewards (the same samples, surrogate and steps; only the reward differs)",
+                         [base_line, *(line(r) for r in ("o1-lam2", *cfg["rewards"]) if r in stats["rows"])]))
     m = result["machine"]
     out = [
-        "# O1-Pruner on the long-thought testbed (paper Tables 2 and 3, small scale)",
+        f"# {result['title']}",
         "",
         f"Reference model `{result['model']['source']}` ({result['model']['parameters'] / 1e6:.2f} M parameters, built from its recipe "
         f"`{result['model']['digest']}`). Held-out: {base['n']} problems (2–4 operations). Base model: accuracy "
@@ -425,14 +441,7 @@ def render_markdown(result: dict) -> str:
         f"({base['length_over_l_min']:.2f}× L_min), {100 * base['truncated']:.1f} % of answers at the "
         f"{cfg['max_tokens']}-token cap.",
         "",
-        "## Table 2: methods",
-        "",
-        head, *table2,
-        "",
-        "## Table 3: λ ablation (O1-Pruner)",
-        "",
-        head, *lam,
-        "",
+        *(x for title, rows in sections for x in (f"## {title}", "", head, *rows, "")),
         *_profile_section(stats, labels),
         "## Targets",
         "",
@@ -442,13 +451,16 @@ def render_markdown(result: dict) -> str:
         "",
         result["setup_text"],
         "",
+        "- The 95 % CIs are over problems, each problem's outcome averaged over the seeds: they do not "
+        "include the spread between training seeds, which the two seeds columns show. A claim needs both.",
         f"- seeds: {', '.join(str(s) for s in cfg['seeds'])} (reference sampling and training); held-out set seed 1001",
         machine_line(m),
         f"- commit {result['git_commit']}{' with uncommitted changes' if result.get('git_dirty') else ''}; started "
         f"{result.get('started_at')}; command: `{result['command']}`; wall time {result['wall_seconds']:.0f} s",
-        f"- per-problem outcomes: `{result['per_problem_file']}`; re-render: `python bench/testbed.py --rerender`",
+        f"- per-problem outcomes: `{result['per_problem_file']}`; re-render: "
+        f"`python bench/{result['benchmark']}.py --rerender`",
         "",
-        f"![testbed]({NAME}.png)",
+        f"![{result['benchmark']}]({result['benchmark']}.png)",
     ]
     return "\n".join(out) + "\n"
 
@@ -489,7 +501,8 @@ def _profile_section(stats: dict, labels: dict) -> list[str]:
 def render_png(result: dict, path: Path) -> None:
     plt = pyplot()
     stats, labels = result["stats"], result["labels"]
-    runs = [r for r in ("sft", "dpo", *(f"o1-lam{x:g}" for x in result["config"]["lambdas"])) if r in stats["rows"]]
+    runs = [r for r in ("sft", "dpo", *(f"o1-lam{x:g}" for x in result["config"]["lambdas"]),
+                        *result["config"].get("rewards", ())) if r in stats["rows"]]
     base = stats["base"]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
     lengths = [base["mean_length"], *(stats["rows"][r]["mean_length"] for r in runs)]
@@ -529,6 +542,9 @@ def setup_text(cfg: Config) -> str:
         "answer per problem; an answer counts only with a final \\boxed{} and when it stopped before the cap. "
         "AES: paper Eq. 8 as stated (α = 1, β = 3, γ = 5). CIs: 95 % percentile bootstrap over problems "
         "(10 000 resamples) of per-problem differences averaged over seeds."
+        + (" Length rewards other than O1-Pruner's (" + ", ".join(cfg.rewards) + "): the same surrogate, "
+           "samples and steps, each reward formed per problem over its K samples and centred there "
+           "(o1pruner.length_rewards; formulas in bench/length_rewards.py)." if cfg.rewards else "")
     )
 
 
@@ -543,21 +559,22 @@ def table_rows(stats: dict, labels: dict) -> list[dict]:
     return rows
 
 
-def build_result(cfg: Config, record: dict, results_dir: Path = RESULTS) -> dict:
+def build_result(cfg: Config, record: dict, results_dir: Path = RESULTS, name: str = NAME,
+                 title: str = TITLE) -> dict:
     from o1pruner.models import ensure_embedded
 
     per_problem = collect(cfg)
     model_dir = ensure_embedded(cfg.model.split(":", 1)[1])
     model_info = json.loads((model_dir / "testbed.json").read_text())
     results_dir.mkdir(parents=True, exist_ok=True)
-    per_problem_path = results_dir / f"{NAME}_per_problem.json.gz"
+    per_problem_path = results_dir / f"{name}_per_problem.json.gz"
     with gzip.GzipFile(per_problem_path, "wb", mtime=0) as fh:
         fh.write(json.dumps(per_problem, separators=(",", ":")).encode())
     stats = summarize(per_problem)
     stats["lambda0_vs_lambda2"] = lambda_contrast(per_problem)
     labels = {k: v[0] for k, v in methods(cfg).items()}
     result = {
-        "benchmark": NAME, "title": "O1-Pruner on the long-thought testbed (paper Tables 2 and 3, small scale)",
+        "benchmark": name, "title": title,
         "seed": list(cfg.seeds), "config": asdict(cfg), "labels": labels, "rows": table_rows(stats, labels),
         "model": {"source": cfg.model, "digest": model_info["digest"], "parameters": model_info["build"]["parameters"],
                   "recipe": model_info["recipe"], "build": model_info["build"]},
@@ -570,12 +587,13 @@ def build_result(cfg: Config, record: dict, results_dir: Path = RESULTS) -> dict
 
 
 def render_results(data: dict, out_dir: Path | None = None) -> None:
-    """Write testbed.md / testbed.png from the results JSON alone."""
+    """Write <benchmark>.md / <benchmark>.png from the results JSON alone."""
     out = out_dir or RESULTS
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{NAME}.md").write_text(render_markdown(data))
-    render_png(data, out / f"{NAME}.png")
-    stamp_png(out / f"{NAME}.png", data)
+    name = data["benchmark"]
+    (out / f"{name}.md").write_text(render_markdown(data))
+    render_png(data, out / f"{name}.png")
+    stamp_png(out / f"{name}.png", data)
 
 
 def docs_summary(data: dict) -> dict:
@@ -593,15 +611,18 @@ def docs_summary(data: dict) -> dict:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None, defaults: Config = Config(), name: str = NAME, title: str = TITLE,
+         doc: str | None = __doc__, script: str = __file__) -> int:
+    """Run (resuming) and write bench/results/<name>.*; other benchmarks on the testbed call it with
+    their own ``defaults`` (methods), ``name`` and ``title``."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rerender", action="store_true", help="only rewrite the md/png from the committed JSON")
-    ap.add_argument("--seeds", type=int, nargs="+", default=list(Config.seeds))
-    ap.add_argument("--eval-count", type=int, default=Config.eval_count)
-    ap.add_argument("--train-count", type=int, default=Config.train_count)
-    ap.add_argument("--steps", type=int, default=Config.steps)
-    ap.add_argument("--learning-rate", type=float, default=Config.learning_rate)
-    ap.add_argument("--tag", default=Config.tag)
+    ap.add_argument("--seeds", type=int, nargs="+", default=list(defaults.seeds))
+    ap.add_argument("--eval-count", type=int, default=defaults.eval_count)
+    ap.add_argument("--train-count", type=int, default=defaults.train_count)
+    ap.add_argument("--steps", type=int, default=defaults.steps)
+    ap.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
+    ap.add_argument("--tag", default=defaults.tag)
     ap.add_argument("--only", default="", help="comma-separated run names (e.g. o1-lam2,sft) for tuning")
     ap.add_argument("--fresh", action="store_true", help="delete this tag's working data first")
     ap.add_argument("--jobs", type=int, default=0,
@@ -609,13 +630,13 @@ def main(argv: list[str] | None = None) -> int:
                          "seed); the results do not depend on it")
     args = ap.parse_args(argv)
     if args.rerender:
-        render_results(json.loads((RESULTS / f"{NAME}.json").read_text()))
+        render_results(json.loads((RESULTS / f"{name}.json").read_text()))
         return 0
-    record = start(argv, script=__file__)
+    record = start(argv, script=script)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    cfg = Config(seeds=tuple(args.seeds), eval_count=args.eval_count, train_count=args.train_count,
-                 steps=args.steps, learning_rate=args.learning_rate, tag=args.tag,
-                 only=tuple(x for x in args.only.split(",") if x))
+    cfg = replace(defaults, seeds=tuple(args.seeds), eval_count=args.eval_count, train_count=args.train_count,
+                  steps=args.steps, learning_rate=args.learning_rate, tag=args.tag,
+                  only=tuple(x for x in args.only.split(",") if x))
     if args.fresh and cfg.root.exists():
         shutil.rmtree(cfg.root)
     jobs = args.jobs or min(len(cfg.seeds), os.cpu_count() or 1)
@@ -628,10 +649,10 @@ def main(argv: list[str] | None = None) -> int:
         _one_thread()
         for seed in cfg.seeds:
             log.info("seed %s: %s", seed, run_seed(cfg, seed))
-    result = build_result(cfg, finish(record))
-    (RESULTS / f"{NAME}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False, default=str) + "\n")
+    result = build_result(cfg, finish(record), name=name, title=title)
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False, default=str) + "\n")
     render_results(result)
-    print((RESULTS / f"{NAME}.md").read_text())
+    print((RESULTS / f"{name}.md").read_text())
     return 0
 
 

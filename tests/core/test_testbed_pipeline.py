@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -68,6 +69,18 @@ def test_bench_runs_every_method_and_renders_from_its_json(cache, tmp_path, test
     assert "Table 2" in md and "λ ablation" in md and (out / "testbed.png").stat().st_size > 10_000
     tb.render_results(json.loads(json.dumps(result, default=str)), tmp_path / "again")
     assert (tmp_path / "again" / "testbed.md").read_text() == md
+
+    # bench/length_rewards.py: the same runs (resumed, not retrained) plus a length reward
+    rewards_cfg = replace(cfg, lambdas=(2.0,), rewards=("kimi-length",))
+    for seed in rewards_cfg.seeds:
+        tb.run_seed(rewards_cfg, seed)
+    rewards = tb.build_result(rewards_cfg, record, results_dir=tmp_path / "results", name="length_rewards",
+                              title="Length rewards")
+    assert set(rewards["stats"]["rows"]) == {"o1-lam2", "kimi-length"}
+    assert rewards["stats"]["rows"]["o1-lam2"] == stats["rows"]["o1-lam2"]  # the testbed's own run
+    tb.render_results(json.loads(json.dumps(rewards, default=str)), out)
+    rmd = (out / "length_rewards.md").read_text()
+    assert rmd.startswith("# Length rewards") and "Kimi k1.5 length penalty" in rmd and "Table 2" not in rmd
 
 
 def test_local_pipeline_runs_on_the_testbed_and_reports_the_gap(cache, tmp_path):

@@ -17,14 +17,15 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-#: What the local run must show (the README's figures come from bench/results/local_run.json).
-#: Measured on this testbed so far (one seed, 300 held-out problems, lr 3e-5, 48 steps): length
-#: −18 %, Δacc +5 points [+2, +9], 24 % of the redundancy gap closed — O1-Pruner prunes the second
-#: solve and keeps the per-step checks, which catch real errors in the reference samples. The
-#: issue's targets (−45 %, 75 % of the gap) are not met yet; these bounds assert what is.
-LENGTH_CHANGE_AT_MOST = -0.10
+#: What the local run must show (the README's figures come from bench/results/readme/commands.json).
+#: The local run is the benchmark's seed 0 (bench/results/testbed.md: 96 steps, lr 3e-5): there
+#: O1-Pruner (λ = 2) cut length by 22 % (25 % over three seeds) and closed a third of the gap to
+#: L_min, at Δacc +3 points on seed 0 (+0.3 [−2.5, +3.2] over three seeds): it drops the second
+#: solve and part of the recomputes, not the checks. The issue's targets (−45 %, 75 % of the gap)
+#: are not met; these bounds assert what is, with a margin for the smaller eval set.
+LENGTH_CHANGE_AT_MOST = -0.15
 ACCURACY_CI_LOW_AT_LEAST = -0.02
-GAP_CLOSED_AT_LEAST = 0.12
+GAP_CLOSED_AT_LEAST = 0.20
 
 
 @pytest.mark.slow
