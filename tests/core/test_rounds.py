@@ -187,6 +187,7 @@ def test_two_rounds_resample_from_round_one_and_resume_in_round_two(cache, tmp_p
     resumes in round 2 (round 1 and round 2's sampling are not redone); round 1's keys are
     those of a one-round job."""
     from o1pruner import pipeline, rounds, training
+    from o1pruner.metrics import PipelineMetrics
 
     # acceptance and the stop rule are tested above; the barely trained smoke model may get longer
     # or fail the guard, so here every round counts as accepted and shorter: 2 rounds always run
@@ -205,6 +206,8 @@ def test_two_rounds_resample_from_round_one_and_resume_in_round_two(cache, tmp_p
             raise RuntimeError("preempted")
         return real_train(ctx, **kw)
 
+    published = []
+    monkeypatch.setattr(PipelineMetrics, "round_result", lambda self, *a: published.append(a))
     job = _job(tmp_path, "two", rounds={"count": 2, "minLengthGain": 0.0})
     monkeypatch.setattr(pipeline, "phase_train", crash_in_round_two)
     with pytest.raises(RuntimeError, match="preempted"):
@@ -227,9 +230,12 @@ def test_two_rounds_resample_from_round_one_and_resume_in_round_two(cache, tmp_p
     assert [r["round"] for r in report["rounds"]] == [1, 2]
     assert report["resultRound"] == 2 and report["round"] == 2 and report["stopReason"] == "all 2 rounds ran"
     assert report["model"].endswith("rounds/2/train/model")
-    r2 = report["rounds"][1]
+    r1, r2 = report["rounds"]
     assert r2["referenceMeanLength"] == report["rounds"][0]["prunedMeanLength"]
     assert "gapClosed" in r2 and r2["deltaAccuracy"]["low"] <= r2["deltaAccuracy"]["high"]
+    # metrics per round (o1pruner_round_*): round 2's report publishes rounds 0, 1 and 2
+    assert published[-3:] == [(0, r1["referenceMeanLength"], r1["baseAccuracy"]),
+                              (1, r1["prunedMeanLength"], r1["accuracy"]), (2, r2["prunedMeanLength"], r2["accuracy"])]
     # round 2 is judged against the original base's evaluation (not round 1's model)
     assert report["results"]["average"]["baseLength"] == report["rounds"][0]["referenceMeanLength"]
     assert json.loads((run / "rounds" / "report.json").read_text())["resultRound"] == 2

@@ -44,6 +44,7 @@ _SAMPLING = ("pruningjob", "model", "dataset")
 _TRAIN = ("pruningjob", "model")
 _EVAL = ("pruningjob", "model", "dataset")
 _AES = ("pruningjob", "dataset")
+_ROUND = ("pruningjob", "round")
 
 
 class PipelineMetrics:
@@ -124,6 +125,12 @@ class PipelineMetrics:
         self.eval_aes = gauge("eval_aes", "Accuracy-Efficiency Score of pruned vs base (Eq. 8).", _AES)
         self.eval_length_reduction = gauge(
             "eval_length_reduction_ratio", "(L_base - L_pruned) / L_base on an eval set.", _AES)
+        # --- rounds (spec.rounds): round="0" is the base model
+        self.round_mean_length = gauge(
+            "round_mean_length_tokens", "Mean eval solution length of each round's pruned model (round 0: base).",
+            _ROUND)
+        self.round_accuracy = gauge(
+            "round_accuracy", "Mean eval accuracy of each round's pruned model (round 0: base; ratio 0-1).", _ROUND)
 
     # ------------------------------------------------------------------ transport
     def start(self) -> None:
@@ -233,6 +240,11 @@ class PipelineMetrics:
         """``model`` is ``"base"`` or ``"pruned"``."""
         self.eval_accuracy.labels(self.job, model, dataset).set(accuracy)
         self.eval_mean_length.labels(self.job, model, dataset).set(mean_length)
+
+    def round_result(self, round_: int, mean_length: float, accuracy: float) -> None:
+        """Mean eval length and accuracy (over the eval sets) of round ``round_``'s model (0: base)."""
+        self.round_mean_length.labels(self.job, str(round_)).set(mean_length)
+        self.round_accuracy.labels(self.job, str(round_)).set(accuracy)
 
     def aes(self, dataset: str, value: float | None, length_reduction: float | None) -> None:
         """AES of pruned vs base and ΔLength = (L_base − L_pruned) / L_base (a ratio, 0.3 = 30 % shorter).

@@ -381,9 +381,25 @@ def _make_report(ctx: Context) -> dict | None:
     if ctx.metrics is not None:
         for name, row in results["datasets"].items():
             ctx.metrics.aes(name, row["aes"], row["lengthReduction"])
+        for n, length, accuracy in _round_figures(ctx, base, results):
+            ctx.metrics.round_result(n, length, accuracy)
         ctx.metrics.push()
     ctx.manifest.mark_done("report", {"report": ctx.store.uri("report/report.json"), "png": ctx.store.uri("report/report.png")})
     return report
+
+
+def _round_figures(ctx: Context, base: dict, results: dict) -> list[tuple[int, float, float]]:
+    """(round, mean eval length, accuracy) of the base (round 0) and of every round up to this
+    one that is evaluated: each round's eval pod publishes them all (a Pushgateway group holds
+    only the last push)."""
+    avg = results["average"]
+    out = [(0, avg["baseLength"], avg["baseAccuracy"])]
+    for n in range(1, ctx.round + 1):
+        rctx = ctx if n == ctx.round else ctx.for_round(n)
+        if n == ctx.round or rctx.manifest.is_done("evaluate-pruned"):
+            a = avg if n == ctx.round else compare(base, rctx.store.read_json("eval/pruned/summary.json"))["average"]
+            out.append((n, a["prunedLength"], a["prunedAccuracy"]))
+    return out
 
 
 def _savings(sampled: dict, base: list[dict], pruned: list[dict]) -> dict | None:
