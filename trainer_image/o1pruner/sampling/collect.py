@@ -29,7 +29,7 @@ from o1pruner.storage import Storage
 
 log = logging.getLogger(__name__)
 #: Sampling pushes its metrics to a Pushgateway at most this often (seconds), while it runs.
-SAMPLING_PUSH_SECONDS = 5.0
+SAMPLING_PUSH_SECONDS = 1.0
 
 
 @dataclass
