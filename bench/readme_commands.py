@@ -132,13 +132,16 @@ def render_test(rec: dict | None) -> str:
             f"and the vLLM environment included ({_load(m)}).")
     py = rec.get("pytest")
     if py:
-        tiers = [(t, py["tiers"][t]) for t in TIER_ORDER if t in py["tiers"]]
-        parts = [f"{t} {v.get('passed', 0)} passed"
-                 + (f", {v['failed']} failed" if v.get("failed") else "")
-                 + (f", {v['skipped']} skipped" if v.get("skipped") else "")
-                 + f" in {_minutes(v['seconds'])}" for t, v in tiers]
-        text += f" pytest ran {_minutes(py['wall_seconds'])}: " + "; ".join(parts) + " (tier: its tests' own time)."
+        text += f" pytest ran {_minutes(py['wall_seconds'])}: {_counts(py['outcomes'])}"
+        if py.get("tiers"):
+            text += "; by tier: " + "; ".join(f"{t} {_counts(py['tiers'][t])} in {_minutes(py['tiers'][t]['seconds'])}"
+                                              for t in TIER_ORDER if t in py["tiers"]) + " (a tier: its tests' own time)"
+        text += "."
     return text
+
+
+def _counts(c: dict) -> str:
+    return ", ".join(f"{c[k]} {k}" for k in ("passed", "failed", "skipped", "error") if c.get(k)) or "no test"
 
 
 def render(record: dict) -> dict[str, str]:
