@@ -154,6 +154,7 @@ def _run_pipeline(job: str, pushgateway: str | None, serve_port: int | None, set
         m.push()
         time.sleep(0.2)
     m.reference_stats(TRAIN_SET, mean_length=228.5, mean_accuracy=0.57)
+    m.reference_diagnostics(TRAIN_SET, truncation_rate=0.004, zero_reward_variance_share=0.12)
     m.push()
 
     set_phase(job, "Training")
@@ -166,7 +167,8 @@ def _run_pipeline(job: str, pushgateway: str | None, serve_port: int | None, set
         m.train_step(step=step, epoch=frac, loss=-0.05 - 0.1 * frac, reward_mean=0.05 + 0.45 * frac,
                      clip_fraction=0.02 + 0.02 * abs(math.sin(step)), mean_length=228.5 * (1 - 0.35 * frac),
                      accuracy=0.57 + 0.04 * frac, learning_rate=2e-7 * math.cos(math.pi * frac / 2),
-                     tokens=tokens, tokens_per_second=tokens / step_seconds)
+                     tokens=tokens, tokens_per_second=tokens / step_seconds,
+                     clip_fraction_positive=0.01 + 0.01 * frac, clip_fraction_negative=0.01 + 0.01 * abs(math.sin(step)))
         m.push()
         time.sleep(step_seconds)
 
@@ -178,6 +180,9 @@ def _run_pipeline(job: str, pushgateway: str | None, serve_port: int | None, set
         m.eval_result("base", dataset, base_acc, base_len)
         m.eval_result("pruned", dataset, acc, length)
         m.aes(dataset, aes_score(base_acc, base_len, acc, length), (base_len - length) / base_len)
+    for round_, (length, accuracy) in enumerate([(228.5, 0.57), (150.8, 0.58), (131.0, 0.58)]):  # 0: the base
+        m.round_result(round_, length, accuracy)
+    m.savings(tokens_per_million=77.7e6, sampler_hours_per_million=1.9)
     m.push()
     set_phase(job, "Succeeded")
     return [x for x in made if x is not None]

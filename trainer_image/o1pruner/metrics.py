@@ -131,6 +131,13 @@ class PipelineMetrics:
             _ROUND)
         self.round_accuracy = gauge(
             "round_accuracy", "Mean eval accuracy of each round's pruned model (round 0: base; ratio 0-1).", _ROUND)
+        # --- what pruning saves at serving time (o1pruner.savings), per million requests
+        self.savings_tokens = gauge(
+            "savings_tokens_per_million_requests", "Completion tokens saved per million requests (pruned vs base).",
+            ("pruningjob",))
+        self.savings_sampler_hours = gauge(
+            "savings_sampler_hours_per_million_requests",
+            "Sampler-hours saved per million requests at the reference sampler's measured tokens/s.", ("pruningjob",))
 
     # ------------------------------------------------------------------ transport
     def start(self) -> None:
@@ -240,6 +247,13 @@ class PipelineMetrics:
         """``model`` is ``"base"`` or ``"pruned"``."""
         self.eval_accuracy.labels(self.job, model, dataset).set(accuracy)
         self.eval_mean_length.labels(self.job, model, dataset).set(mean_length)
+
+    def savings(self, tokens_per_million: float, sampler_hours_per_million: float | None) -> None:
+        """What pruning saves per million requests (:func:`o1pruner.savings.savings_per_million_requests`);
+        ``None`` hours (no measured throughput) leave that series unset."""
+        self.savings_tokens.labels(self.job).set(tokens_per_million)
+        if sampler_hours_per_million is not None:
+            self.savings_sampler_hours.labels(self.job).set(sampler_hours_per_million)
 
     def round_result(self, round_: int, mean_length: float, accuracy: float) -> None:
         """Mean eval length and accuracy (over the eval sets) of round ``round_``'s model (0: base)."""

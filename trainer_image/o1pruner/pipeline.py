@@ -383,6 +383,9 @@ def _make_report(ctx: Context) -> dict | None:
             ctx.metrics.aes(name, row["aes"], row["lengthReduction"])
         for n, length, accuracy in _round_figures(ctx, base, results):
             ctx.metrics.round_result(n, length, accuracy)
+        if extra["savings"] is not None:
+            ctx.metrics.savings(extra["savings"]["tokensSavedPerMillionRequests"],
+                                extra["savings"]["samplerHoursSavedPerMillionRequests"])
         ctx.metrics.push()
     ctx.manifest.mark_done("report", {"report": ctx.store.uri("report/report.json"), "png": ctx.store.uri("report/report.png")})
     return report
