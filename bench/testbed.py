@@ -132,6 +132,21 @@ def _one_thread() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
+def run_seeds(fn, cfg: Config, jobs: int = 0) -> None:
+    """``fn(cfg, seed)`` for every seed, ``jobs`` side by side (0: one per core, at most one per
+    seed), each process on one torch thread; ``fn`` must be a module-level function."""
+    jobs = jobs or min(len(cfg.seeds), os.cpu_count() or 1)
+    if jobs > 1:
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_one_thread) as pool:
+            for seed, out in zip(cfg.seeds, pool.map(fn, [cfg] * len(cfg.seeds), cfg.seeds)):
+                log.info("seed %s: %s", seed, out)
+    else:
+        _one_thread()
+        for seed in cfg.seeds:
+            log.info("seed %s: %s", seed, fn(cfg, seed))
+
+
 def run_seed(cfg: Config, seed: int) -> dict:
     """Reference samples, base evaluation and every method for one seed (resumes)."""
     from o1pruner.pipeline import base_model_path, phase_evaluate, phase_sample, phase_train, pruned_model_path, \
@@ -406,6 +421,22 @@ def _ci(d: dict, scale: float = 100) -> str:
     return f"{scale * d['mean']:+.1f} [{scale * d['low']:+.1f}, {scale * d['high']:+.1f}]"
 
 
+def table_sections(result: dict) -> list[tuple[str, list[str], bool]]:
+    """The tables of a results JSON: (title, run names, whether the base row comes first) each. A
+    JSON may name its own (``sections``, e.g. bench/rounds.py); else from its config: Table 2 and
+    the λ ablation (bench/testbed.py), or the length rewards (bench/length_rewards.py)."""
+    if result.get("sections"):
+        return [(title, list(runs), True) for title, runs in result["sections"]]
+    cfg = result["config"]
+    if cfg.get("rewards"):
+        return [("Length rewards (the same samples, surrogate and steps; only the reward differs)",
+                 ["o1-lam2", *cfg["rewards"]], True)]
+    out = [("Table 2: methods", ["sft", "dpo", "o1-lam2"], True)]
+    if len(cfg["lambdas"]) > 1:
+        out.append(("Table 3: λ ablation (O1-Pruner)", [f"o1-lam{x:g}" for x in cfg["lambdas"]], False))
+    return out
+
+
 def render_markdown(result: dict) -> str:
     cfg, stats, base = result["config"], result["stats"], result["stats"]["base"]
     labels = result["labels"]
@@ -421,16 +452,8 @@ def render_markdown(result: dict) -> str:
                 f"{seeds_acc} |")
 
     base_line = (f"| Base (reference model) | {base['accuracy']:.3f} | — | {base['mean_length']:.1f} | — | 0 % | — | — | — |")
-    sections = []
-    if not cfg.get("rewards"):
-        sections.append(("Table 2: methods", [base_line, *(line(r) for r in ("sft", "dpo", "o1-lam2")
-                                                           if r in stats["rows"])]))
-    if len(cfg["lambdas"]) > 1:
-        sections.append(("Table 3: λ ablation (O1-Pruner)", [line(f"o1-lam{x:g}") for x in cfg["lambdas"]
-                                                             if f"o1-lam{x:g}" in stats["rows"]]))
-    if cfg.get("rewards"):
-        sections.append(("Length rewards (the same samples, surrogate and steps; only the reward differs)",
-                         [base_line, *(line(r) for r in ("o1-lam2", *cfg["rewards"]) if r in stats["rows"])]))
+    sections = [(title, [*([base_line] if with_base else []), *(line(r) for r in runs if r in stats["rows"])])
+                for title, runs, with_base in table_sections(result)]
     m = result["machine"]
     out = [
         f"# {result['title']}",
@@ -501,8 +524,11 @@ def _profile_section(stats: dict, labels: dict) -> list[str]:
 def render_png(result: dict, path: Path) -> None:
     plt = pyplot()
     stats, labels = result["stats"], result["labels"]
-    runs = [r for r in ("sft", "dpo", *(f"o1-lam{x:g}" for x in result["config"]["lambdas"]),
-                        *result["config"].get("rewards", ())) if r in stats["rows"]]
+    if result.get("sections"):
+        runs = list(dict.fromkeys(r for _, rs, _ in table_sections(result) for r in rs if r in stats["rows"]))
+    else:
+        runs = [r for r in ("sft", "dpo", *(f"o1-lam{x:g}" for x in result["config"]["lambdas"]),
+                            *result["config"].get("rewards", ())) if r in stats["rows"]]
     base = stats["base"]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
     lengths = [base["mean_length"], *(stats["rows"][r]["mean_length"] for r in runs)]
@@ -560,10 +586,14 @@ def table_rows(stats: dict, labels: dict) -> list[dict]:
 
 
 def build_result(cfg: Config, record: dict, results_dir: Path = RESULTS, name: str = NAME,
-                 title: str = TITLE) -> dict:
+                 title: str = TITLE, per_problem: dict | None = None, labels: dict | None = None) -> dict:
+    """The results JSON: per-problem outcomes (``collect(cfg)`` unless given), their statistics,
+    the model, the run record. Other benchmarks on the testbed pass their own ``per_problem``
+    (same layout) and ``labels`` (run name → table label)."""
     from o1pruner.models import ensure_embedded
 
-    per_problem = collect(cfg)
+    if per_problem is None:
+        per_problem = collect(cfg)
     model_dir = ensure_embedded(cfg.model.split(":", 1)[1])
     model_info = json.loads((model_dir / "testbed.json").read_text())
     results_dir.mkdir(parents=True, exist_ok=True)
@@ -572,7 +602,7 @@ def build_result(cfg: Config, record: dict, results_dir: Path = RESULTS, name: s
         fh.write(json.dumps(per_problem, separators=(",", ":")).encode())
     stats = summarize(per_problem)
     stats["lambda0_vs_lambda2"] = lambda_contrast(per_problem)
-    labels = {k: v[0] for k, v in methods(cfg).items()}
+    labels = labels or {k: v[0] for k, v in methods(cfg).items()}
     result = {
         "benchmark": name, "title": title,
         "seed": list(cfg.seeds), "config": asdict(cfg), "labels": labels, "rows": table_rows(stats, labels),
@@ -639,21 +669,18 @@ def main(argv: list[str] | None = None, defaults: Config = Config(), name: str =
                   only=tuple(x for x in args.only.split(",") if x))
     if args.fresh and cfg.root.exists():
         shutil.rmtree(cfg.root)
-    jobs = args.jobs or min(len(cfg.seeds), os.cpu_count() or 1)
-    if jobs > 1:
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_one_thread) as pool:
-            for seed, timings in zip(cfg.seeds, pool.map(run_seed, [cfg] * len(cfg.seeds), cfg.seeds)):
-                log.info("seed %s: %s", seed, timings)
-    else:
-        _one_thread()
-        for seed in cfg.seeds:
-            log.info("seed %s: %s", seed, run_seed(cfg, seed))
-    result = build_result(cfg, finish(record), name=name, title=title)
-    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False, default=str) + "\n")
-    render_results(result)
-    print((RESULTS / f"{name}.md").read_text())
+    run_seeds(run_seed, cfg, args.jobs)
+    publish(build_result(cfg, finish(record), name=name, title=title))
     return 0
+
+
+def publish(result: dict, render=None) -> None:
+    """Write bench/results/<benchmark>.json, render its md / png (``render``, default
+    :func:`render_results`) and print the md."""
+    name = result["benchmark"]
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False, default=str) + "\n")
+    (render or render_results)(result)
+    print((RESULTS / f"{name}.md").read_text())
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import gzip
+import importlib
 import importlib.util
 import json
 import sys
@@ -41,6 +43,17 @@ def test_smoke_model_builds_once_as_a_normal_hf_directory(cache):
                                    add_generation_prompt=True) == "<s><|user|> 3 + 4 <|assistant|>"
 
 
+def tb_per_problem(tmp_path: Path) -> dict:
+    return json.loads(gzip.decompress((tmp_path / "results" / "testbed_per_problem.json.gz").read_bytes()))
+
+
+def _bench_module(name: str):
+    bench = str(REPO / "bench")
+    if bench not in sys.path:
+        sys.path.insert(0, bench)
+    return importlib.import_module(name)
+
+
 def test_bench_runs_every_method_and_renders_from_its_json(cache, tmp_path, testbed_bench):
     tb = testbed_bench
     cfg = tb.Config(seeds=(0, 1), train_count=6, eval_count=9, k=2, max_tokens=24, steps=2, batch_size=4,
@@ -60,8 +73,7 @@ def test_bench_runs_every_method_and_renders_from_its_json(cache, tmp_path, test
         assert row["delta_accuracy"]["low"] <= row["delta_accuracy"]["mean"] <= row["delta_accuracy"]["high"]
         trained = result["train"][run]
         assert all(t["steps"] == cfg.steps for t in trained.values()), trained  # the same budget for every method
-    per_problem = json.loads(__import__("gzip").decompress((tmp_path / "results" / "testbed_per_problem.json.gz")
-                                                           .read_bytes()))
+    per_problem = tb_per_problem(tmp_path)
     assert len(per_problem["l_min"]) == 9 and set(per_problem["base"]) == {"0", "1"}
     out = tmp_path / "rendered"
     tb.render_results(json.loads(json.dumps(result, default=str)), out)
@@ -81,6 +93,25 @@ def test_bench_runs_every_method_and_renders_from_its_json(cache, tmp_path, test
     tb.render_results(json.loads(json.dumps(rewards, default=str)), out)
     rmd = (out / "length_rewards.md").read_text()
     assert rmd.startswith("# Length rewards") and "Kimi k1.5 length penalty" in rmd and "Table 2" not in rmd
+
+    # bench/rounds.py: round 1 is the λ = 2 run above (resumed), round 2 resamples from its model
+    rounds = _bench_module("rounds")
+    rounds_cfg = replace(cfg, lambdas=(2.0,))
+    for seed in rounds_cfg.seeds:
+        rounds.run_rounds(rounds_cfg, seed)
+    per_problem = rounds.collect(rounds_cfg)
+    assert per_problem["methods"]["round1"] == tb_per_problem(tmp_path)["methods"]["o1-lam2"]
+    assert per_problem["train"]["round2"]["0"]["steps"] == cfg.steps
+    rres = rounds.testbed.build_result(rounds_cfg, record, results_dir=tmp_path / "results", name="rounds",
+                                       title="Rounds", per_problem=per_problem, labels=rounds.LABELS)
+    rres["sections"] = [["Rounds", ["round1", "round2"]]]
+    rres["guards"] = rounds.guard_verdicts(per_problem)
+    rres["targets"] = rounds.targets(rres["stats"], rres["guards"])
+    assert {(g["run"], g["seed"]) for g in rres["guards"]} == {(f"round{n}", s) for n in (1, 2) for s in (0, 1)}
+    rounds.render_results(json.loads(json.dumps(rres, default=str)), out)
+    md3 = (out / "rounds.md").read_text()
+    assert "## Rounds" in md3 and "Round 2 (reference: round 1's model)" in md3
+    assert "## Accuracy guard per seed and round" in md3 and "2 rounds close" in md3
 
 
 def test_local_pipeline_runs_on_the_testbed_and_reports_the_gap(cache, tmp_path):

@@ -1,0 +1,197 @@
+"""Iterative pruning rounds on the long-thought testbed: does a second round prune further?
+
+Round 1 is ``bench/testbed.py``'s O1-Pruner (λ = 2) run of each seed (its work directory is
+shared, so round 1 is that very run, resumed, not retrained). Round 2 is what ``spec.rounds``
+does (:mod:`o1pruner.rounds`, run by :func:`o1pruner.pipeline.run_local`): K fresh samples per
+training problem from round 1's pruned model, new per-problem statistics, the same 96 optimizer
+steps from round 1's model. Both rounds are evaluated against the ORIGINAL base on the same 600
+held-out problems. The guard does not stop the benchmark (``guard.enabled: false``) so that both
+rounds are always measured; each round's verdict under the default guard (1 point) and under a
+5-point guard is computed from the same per-problem outcomes and reported.
+
+Statistics as in the testbed benchmark (per-problem differences against the base averaged over
+seeds, 95 % paired bootstrap CIs, the share of the redundancy gap closed, per-seed figures).
+
+    python bench/rounds.py              # run (resumes) and write bench/results/rounds.*
+    python bench/rounds.py --rerender   # rewrite the md / png from the committed JSON
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import testbed  # noqa: E402
+from common import RESULTS, finish, start  # noqa: E402
+from testbed import Config  # noqa: E402
+
+log = logging.getLogger("bench.rounds")
+NAME = "rounds"
+TITLE = "Iterative pruning rounds on the long-thought testbed (O1-Pruner λ = 2, two rounds)"
+RUN = "o1-lam2"  # round 1: the testbed benchmark's run
+ROUNDS = 2
+GUARDS = (0.01, 0.05)  # maxAccuracyDrop: the default, and the one examples/local.yaml uses
+LABELS = {"round1": "Round 1 (the testbed's O1-Pruner λ=2 run)", "round2": "Round 2 (reference: round 1's model)"}
+TARGET_GAP = 0.90
+
+
+def round_job(cfg: Config, seed: int) -> dict:
+    """The testbed benchmark's λ = 2 job of ``seed`` with ``spec.rounds`` (count 2, no early stop)."""
+    _, training = testbed.methods(cfg)[RUN]
+    probe = testbed.job(cfg, seed, f"testbed-s{seed}-{RUN}", cfg.root / f"seed-{seed}" / RUN, training)
+    from o1pruner.pipeline import open_context, training_examples
+    from o1pruner.spec import parse_job
+
+    _, examples = training_examples(open_context(parse_job(probe), with_metrics=False))
+    job = testbed.job(cfg, seed, f"testbed-s{seed}-{RUN}", cfg.root / f"seed-{seed}" / RUN,
+                      {**training, "epochs": testbed._epochs_for(len(examples), cfg)})
+    job["spec"]["rounds"] = {"count": ROUNDS, "minLengthGain": 0.0}
+    job["spec"]["evaluation"]["guard"] = {"enabled": False}
+    job["spec"]["metrics"] = {"port": 19600 + seed}
+    return job
+
+
+def run_rounds(cfg: Config, seed: int) -> dict:
+    """Round 1 (resumed from bench/testbed.py) and round 2 of one seed; returns the rounds report."""
+    from o1pruner.pipeline import run_local
+    from o1pruner.spec import parse_job
+
+    report = run_local(parse_job(round_job(cfg, seed)), max_steps=cfg.steps)
+    return {"rounds": report["rounds"], "stopReason": report["stopReason"]}
+
+
+def collect(cfg: Config) -> dict:
+    """Per-problem outcomes of the base and of each round, every seed (testbed layout)."""
+    from o1pruner.data import generate_longthought
+    from o1pruner.pipeline import open_context
+    from o1pruner.spec import parse_job
+
+    problems = generate_longthought(cfg.eval_count, 1001, 2, 4, name="longthought-heldout")
+    ids = [p.id for p in problems]
+    out: dict = {"problem_ids": ids, "difficulty": [p.difficulty for p in problems],
+                 "l_min": [p.meta["l_min"] for p in problems], "base": {}, "methods": {}, "train": {}, "reference": {}}
+    for seed in cfg.seeds:
+        ctx = open_context(parse_job(round_job(cfg, seed)), with_metrics=False)
+        out["base"][str(seed)] = testbed._arrays(testbed._records(ctx.store, "base"), ids)
+        for n in range(1, ROUNDS + 1):
+            rctx = ctx.for_round(n)
+            out["methods"].setdefault(f"round{n}", {})[str(seed)] = testbed._arrays(
+                testbed._records(rctx.store, "pruned"), ids)
+            t = rctx.manifest.outputs("train")
+            out["train"].setdefault(f"round{n}", {})[str(seed)] = {
+                k: t.get(k) for k in ("examples", "correct_examples", "steps", "final_loss", "seconds")}
+            s = rctx.manifest.outputs("sample")
+            out["reference"].setdefault(f"round{n}", {})[str(seed)] = {
+                k: s.get(k) for k in ("problems", "samples_total", "mean_length", "mean_accuracy", "seconds")}
+    return out
+
+
+def guard_verdicts(per_problem: dict) -> list[dict]:
+    """Each seed's and round's verdict under each guard threshold of :data:`GUARDS`."""
+    from o1pruner.guard import accuracy_guard
+
+    out = []
+    for run, by_seed in per_problem["methods"].items():
+        for seed, arrays in by_seed.items():
+            row = {"run": run, "seed": int(seed)}
+            for drop in GUARDS:
+                g = accuracy_guard(per_problem["base"][seed]["correct"], arrays["correct"], per_problem["difficulty"],
+                                   max_drop=drop)
+                row[f"{drop:g}"] = {"passed": g["passed"], "failed": g["failed"]}
+            out.append(row)
+    return out
+
+
+def targets(stats: dict, guards: list[dict]) -> list[dict]:
+    r2 = stats["rows"].get("round2")
+    if r2 is None:
+        return []
+    passed = all(g["0.01"]["passed"] for g in guards if g["run"] == "round2")
+    return [{"target": f"2 rounds close ≥ {100 * TARGET_GAP:.0f} % of the redundancy gap with the guard passing",
+             "met": bool((r2["gap_closed"] or 0) >= TARGET_GAP and passed),
+             "measured": f"gap closed {100 * (r2['gap_closed'] or 0):.1f} %; default guard (1 point) "
+                         f"{'passed' if passed else 'failed'} on " + ", ".join(
+                             f"seed {g['seed']}: {'pass' if g['0.01']['passed'] else 'fail'}"
+                             for g in guards if g["run"] == "round2")}]
+
+
+def guard_lines(result: dict) -> list[str]:
+    rows = result.get("guards", [])
+    if not rows:
+        return []
+    keys = [d for d in rows[0] if d[0].isdigit()]
+    head = "| run | seed | " + " | ".join(f"maxAccuracyDrop {100 * float(d):g} points" for d in keys) + " |"
+    out = ["## Accuracy guard per seed and round", "",
+           "Each seed's round against the base, per difficulty and overall (`all`): a bucket fails when the lower "
+           "bound of its 95 % CI of Δacc is below −maxAccuracyDrop (o1pruner.guard).", "",
+           head, "|---|---|" + "---|" * len(keys)]
+    for g in rows:
+        cells = [("pass" if g[k]["passed"] else "fail: " + ", ".join(g[k]["failed"])) for k in keys]
+        out.append(f"| {result['labels'][g['run']]} | {g['seed']} | " + " | ".join(cells) + " |")
+    return out + [""]
+
+
+def render_markdown(result: dict) -> str:
+    text = testbed.render_markdown(result)
+    return text.replace("## Targets", "\n".join(guard_lines(result)) + "\n## Targets", 1)
+
+
+def render_results(data: dict, out_dir: Path | None = None) -> None:
+    """Write rounds.md / rounds.png from the results JSON alone (bench/render.py calls it)."""
+    testbed.render_results(data, out_dir)
+    (out_dir or RESULTS).joinpath(f"{NAME}.md").write_text(render_markdown(data))
+
+
+def docs_summary(data: dict) -> dict:
+    """The docs/benchmarks.md row."""
+    rows, base = data["stats"]["rows"], data["stats"]["base"]
+
+    def cell(run: str) -> str:
+        r = rows[run]
+        d = r["delta_accuracy"]
+        return (f"{run}: length {100 * r['length_change']['mean']:+.1f} %, gap closed {100 * (r['gap_closed'] or 0):.0f} %, "
+                f"Δacc {100 * d['mean']:+.1f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}]")
+
+    missed = [t["target"] for t in data["targets"] if not t["met"]]
+    return {
+        "setup": f"long-thought testbed, {base['n']} held-out problems, {len(data['seed'])} seeds, 2 rounds of "
+                 f"{data['config']['steps']} steps",
+        "target": f"2 rounds close ≥ {100 * TARGET_GAP:.0f} % of the gap, guard passing",
+        "measured": "; ".join(cell(r) for r in ("round1", "round2") if r in rows),
+        "verdict": "met" if not missed else "missed: " + "; ".join(missed),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rerender", action="store_true", help="only rewrite the md/png from the committed JSON")
+    ap.add_argument("--seeds", type=int, nargs="+", default=list(Config.seeds))
+    ap.add_argument("--jobs", type=int, default=0, help="seeds side by side (default: one per core)")
+    args = ap.parse_args(argv)
+    if args.rerender:
+        render_results(json.loads((RESULTS / f"{NAME}.json").read_text()))
+        return 0
+    record = start(argv, script=__file__)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cfg = Config(seeds=tuple(args.seeds), lambdas=(2.0,), baselines=False)
+    testbed.run_seeds(run_rounds, cfg, args.jobs)
+    per_problem = collect(cfg)
+    result = testbed.build_result(cfg, finish(record), name=NAME, title=TITLE, per_problem=per_problem,
+                                  labels=LABELS)
+    result["sections"] = [["Rounds (each against the original base)", ["round1", "round2"]]]
+    result["setup_text"] += (" Rounds: round 2 resamples K per training problem from round 1's pruned model (the same "
+                             "problems, seed and temperature), recomputes the per-problem statistics and trains from "
+                             "round 1's model for the same number of steps; the guard does not stop the run.")
+    result["guards"] = guard_verdicts(per_problem)
+    result["targets"] = targets(result["stats"], result["guards"])
+    testbed.publish(result, render_results)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
