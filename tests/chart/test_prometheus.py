@@ -155,6 +155,7 @@ def _run_pipeline(job: str, pushgateway: str | None, serve_port: int | None, set
         time.sleep(0.2)
     m.reference_stats(TRAIN_SET, mean_length=228.5, mean_accuracy=0.57)
     m.reference_diagnostics(TRAIN_SET, truncation_rate=0.004, zero_reward_variance_share=0.12)
+    m.reference_length_by_correctness(TRAIN_SET, correct=201.0, incorrect=262.5)
     m.push()
 
     set_phase(job, "Training")
@@ -180,6 +181,8 @@ def _run_pipeline(job: str, pushgateway: str | None, serve_port: int | None, set
         m.eval_result("base", dataset, base_acc, base_len)
         m.eval_result("pruned", dataset, acc, length)
         m.aes(dataset, aes_score(base_acc, base_len, acc, length), (base_len - length) / base_len)
+    for model, acc in (("base", 0.57), ("pruned", 0.58)):
+        m.accuracy_by_difficulty(model, {"1": {"accuracy": acc + 0.2}, "2": {"accuracy": acc}, "3": {"accuracy": acc - 0.2}})
     for round_, (length, accuracy) in enumerate([(228.5, 0.57), (150.8, 0.58), (131.0, 0.58)]):  # 0: the base
         m.round_result(round_, length, accuracy)
     m.savings(tokens_per_million=77.7e6, sampler_hours_per_million=1.9)

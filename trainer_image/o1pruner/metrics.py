@@ -131,6 +131,13 @@ class PipelineMetrics:
             _ROUND)
         self.round_accuracy = gauge(
             "round_accuracy", "Mean eval accuracy of each round's pruned model (round 0: base; ratio 0-1).", _ROUND)
+        self.eval_accuracy_by_difficulty = gauge(
+            "eval_accuracy_by_difficulty", "Accuracy per difficulty over the eval sets (ratio 0-1); model=base|pruned.",
+            ("pruningjob", "model", "difficulty"))
+        self.reference_length_by_correctness_tokens = gauge(
+            "reference_mean_length_by_correctness_tokens",
+            "Mean length of the correct (correct=true) and incorrect (false) reference samples (tokens).",
+            _SAMPLING + ("correct",))
         # --- what pruning saves at serving time (o1pruner.savings), per million requests
         self.savings_tokens = gauge(
             "savings_tokens_per_million_requests", "Completion tokens saved per million requests (pruned vs base).",
@@ -247,6 +254,18 @@ class PipelineMetrics:
         """``model`` is ``"base"`` or ``"pruned"``."""
         self.eval_accuracy.labels(self.job, model, dataset).set(accuracy)
         self.eval_mean_length.labels(self.job, model, dataset).set(mean_length)
+
+    def accuracy_by_difficulty(self, model: str, by_difficulty: dict[str, dict]) -> None:
+        """``by_difficulty``: difficulty -> {"accuracy", ...} (:func:`o1pruner.evaluation.by_difficulty`)."""
+        for difficulty, row in by_difficulty.items():
+            self.eval_accuracy_by_difficulty.labels(self.job, model, str(difficulty)).set(row["accuracy"])
+
+    def reference_length_by_correctness(self, dataset: str, correct: float | None, incorrect: float | None) -> None:
+        """Mean length of the correct and of the incorrect reference samples; ``None`` (no such
+        sample) leaves that series unset."""
+        for flag, value in (("true", correct), ("false", incorrect)):
+            if value is not None:
+                self.reference_length_by_correctness_tokens.labels(self.job, self.model, dataset, flag).set(value)
 
     def savings(self, tokens_per_million: float, sampler_hours_per_million: float | None) -> None:
         """What pruning saves per million requests (:func:`o1pruner.savings.savings_per_million_requests`);

@@ -210,6 +210,7 @@ def phase_sample(
     if ctx.metrics is not None:
         ctx.metrics.reference_stats(name, overall["mean_length"], overall["accuracy"])
         ctx.metrics.reference_diagnostics(name, diag["truncationRate"], diag["zeroRewardVarianceShare"])
+        ctx.metrics.reference_length_by_correctness(name, diag["meanLengthCorrect"], diag["meanLengthIncorrect"])
         ctx.metrics.push()
     if s.max_truncation_rate is not None and diag["truncationRate"] > s.max_truncation_rate:
         raise PhaseError(f"spec.sampling.maxTruncationRate is {s.max_truncation_rate}: {truncation_message(diag)} "
@@ -383,6 +384,8 @@ def _make_report(ctx: Context) -> dict | None:
             ctx.metrics.aes(name, row["aes"], row["lengthReduction"])
         for n, length, accuracy in _round_figures(ctx, base, results):
             ctx.metrics.round_result(n, length, accuracy)
+        for model, rows in report["byDifficulty"].items():
+            ctx.metrics.accuracy_by_difficulty(model, rows)
         if extra["savings"] is not None:
             ctx.metrics.savings(extra["savings"]["tokensSavedPerMillionRequests"],
                                 extra["savings"]["samplerHoursSavedPerMillionRequests"])
