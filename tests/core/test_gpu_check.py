@@ -93,6 +93,8 @@ def test_cpu_quick_run_on_the_tiny_model(tiny_model_dir, tmp_path):
         assert by[f"train/{label}/{engine}"]["status"] == "skipped"
     skipped = by["model/not-landed-yet"]
     assert skipped["status"] == "skipped" and "not-landed-yet" in skipped["reason"]
+    assert lines[-1] == out.read_text().splitlines()[-1] and by["summary"]["status"] == "pass"
+    assert (by["summary"]["pass"], by["summary"]["fail"], by["summary"]["skipped"]) == (3, 0, 4)  # zero2, zero3, resume zero3, the missing model
 
 
 def _script(tmp_path, env_extra, *args):
@@ -113,9 +115,13 @@ def test_shell_wrapper_runs_the_checks_and_writes_results(tiny_model_dir, tmp_pa
     proc = _script(tmp_path, {}, *args, *(x for c in checks for x in ("--only", c)))
     assert proc.returncode == 0, proc.stderr[-3000:]
     records = [json.loads(x) for x in (tmp_path / "r.jsonl").read_text().splitlines()]
-    assert [r["check"] for r in records] == ["env", *checks]
+    assert [r["check"] for r in records] == ["env", *checks, "summary"]
     assert all(r["status"] == "pass" for r in records), records
-    for r in records[1:-1]:  # the DeepSpeed ones
+    env, summary = records[0], records[-1]
+    assert env["command"].startswith("python -m o1pruner.gpu_check --out") and len(env["load_average"]) == 3
+    assert env["commit"] and env["host_cpus"] >= 1 and env["started_at"] <= summary["ended_at"]
+    assert summary["pass"] == len(checks) and summary["fail"] == 0 and len(summary["load_average"]) == 3
+    for r in records[1:-2]:  # the DeepSpeed ones
         assert r["engine"] == "DeepSpeedEngine"
     if len(records) > 2:
         assert records[2]["max_abs_weight_diff_after_load"] == 0.0
@@ -132,3 +138,31 @@ def test_shell_wrapper_names_what_is_missing_and_never_goes_online(tmp_path):
     empty = _script(tmp_path, {"REQUIREMENTS": str(req), "WHEELS": str(tmp_path / "wheels")}, "--device", "cpu")
     assert empty.returncode != 0 and "o1pruner-no-such-package" in empty.stderr  # pip --no-index found nothing
     assert not (tmp_path / "r.jsonl").exists()
+
+
+def test_a_model_directory_without_weights_runs_on_seeded_random_weights(tiny_model_dir, tmp_path):
+    """A checkpoint too large to bring to the GPU machine travels as its config and tokenizer:
+    the check draws the weights (same seed, same weights) and labels every line."""
+    import torch
+    from safetensors.torch import load_file
+
+    config_only = tmp_path / "config-only"
+    config_only.mkdir()
+    for f in tiny_model_dir.iterdir():
+        if not f.name.endswith(".safetensors"):
+            (config_only / f.name).write_bytes(f.read_bytes())
+    assert gc.has_weights(tiny_model_dir) and not gc.has_weights(config_only)
+
+    a = gc.random_init_dir(config_only, tmp_path / "a", seed=5)
+    b = gc.random_init_dir(config_only, tmp_path / "b", seed=5)
+    wa, wb = load_file(str(a / "model.safetensors")), load_file(str(b / "model.safetensors"))
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert (a / "tokenizer.json").exists() and not gc.has_weights(config_only)  # the source is left as it was
+
+    lines: list[str] = []
+    rc = gc.run(["--device", "cpu", "--quick", "--model", str(config_only), "--only", "train/*/torch",
+                 "--only", "sample/*"], emit=lines.append)
+    assert rc == 0
+    records = [json.loads(x) for x in lines][1:-1]
+    assert [r["check"] for r in records] == ["train/config-only/torch", "sample/config-only/hf"]
+    assert all(r["status"] == "pass" and r["weights"] == "random-init" for r in records)

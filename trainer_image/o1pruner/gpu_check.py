@@ -10,11 +10,17 @@ It runs, per model (the testbed's architecture ``embedded:longthought-smoke`` an
   weights equal the saved ones exactly, and training continues to the last step;
 - ``sample/<model>/hf``: the in-process transformers sampler on the device;
 
-and prints one JSON line per check (:func:`result_line`): status pass / fail / skipped,
+and prints one JSON line per check (:func:`result_line`) between an ``env`` line (device,
+versions, command, commit, load average) and a ``summary`` line (counts, seconds, load
+average at the end): status pass / fail / skipped,
 tokens/s, MFU against the device's dense bf16 peak (:data:`PEAK_BF16_TFLOPS`), peak device
 memory. A model that cannot be resolved gives one ``skipped``
-line. ``--device cpu --quick`` runs the same code on the CPU (DeepSpeed checks skipped), which
-is how the tests keep this module honest. Exit status 1 when any check failed.
+line. A model directory with a config and a tokenizer but no weight files (a checkpoint too
+large to bring to the machine: SmolLM2's GGUF is 93 MB) is given seeded random weights
+(:func:`random_init_dir`); its lines say ``"weights": "random-init"``. Throughput, memory,
+DeepSpeed and checkpoint resume do not depend on the weights' values. ``--device cpu
+--quick`` runs the same code on the CPU (DeepSpeed checks skipped), which is how the tests
+keep this module honest. Exit status 1 when any check failed.
 """
 
 from __future__ import annotations
@@ -119,6 +125,15 @@ def model_label(source: str) -> str:
     return Path(source.rstrip("/")).name or source
 
 
+#: Files that hold a checkpoint's weights; a model directory with none of them gets random ones.
+WEIGHT_GLOBS = ("*.safetensors", "*.bin", "*.pt", "*.gguf")
+
+
+def has_weights(path: Path) -> bool:
+    """Whether a model directory holds weight files (see :data:`WEIGHT_GLOBS`)."""
+    return any(any(path.glob(g)) for g in WEIGHT_GLOBS)
+
+
 def check_names(label: str) -> list[str]:
     """Every check of one model, in run order."""
     names = [f"train/{label}/{e}" for e in ENGINES]
@@ -165,6 +180,27 @@ def sizes(device: str, quick: bool) -> Sizes:
 
 
 # --------------------------------------------------------------------------- device side
+def random_init_dir(config_dir: Path, dest: Path, seed: int = 0) -> Path:
+    """A loadable model directory at ``dest``: the architecture of ``config_dir/config.json``
+    with weights drawn by the model's own initialiser under ``seed`` (fp32 safetensors), and
+    ``config_dir``'s tokenizer and generation files copied beside them."""
+    import shutil
+
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(str(config_dir))
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    dest.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(dest))
+    for f in config_dir.iterdir():
+        if f.is_file() and f.name != "config.json" and not (dest / f.name).exists():
+            shutil.copy2(f, dest / f.name)
+    return dest
+
+
+
 def _single_rank_env() -> None:
     """DeepSpeed wants a process group even on one GPU: a one-rank one on localhost; the
     config is generated from each check's spec, never a mounted one."""
@@ -361,8 +397,29 @@ def _env_line(device: str, peak: float | None, deepspeed_version: str | None) ->
         "deepspeed": deepspeed_version, "peak_bf16_tflops": peak,
         "cuda": torch.version.cuda if device == "cuda" else None,
         "bf16_supported": torch.cuda.is_bf16_supported() if device == "cuda" else None,
-    }
+    } | run_context()
     return name, result_line("env", "pass", **fields)
+
+
+def run_context() -> dict:
+    """What a result needs to be re-run and judged: the command, the commit (``$O1PRUNER_COMMIT``
+    where the checkout carries no git metadata), the host's CPUs and its load average now."""
+    import platform
+    import subprocess
+
+    commit = os.environ.get("O1PRUNER_COMMIT")
+    if not commit:
+        try:
+            commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                    timeout=10, cwd=Path(__file__).parent).stdout.strip() or None
+        except (OSError, subprocess.SubprocessError):
+            commit = None
+    return {
+        "command": " ".join(["python -m o1pruner.gpu_check", *sys.argv[1:]]), "commit": commit,
+        "host_cpus": os.cpu_count(), "python": platform.python_version(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
 
 
 def _deepspeed_version() -> str | None:
@@ -406,6 +463,8 @@ def run(argv: list[str] | None = None, emit: Callable[[str], None] | None = None
     runner = Runner(device, args.quick, peak)
     started = time.monotonic()
     failed = False
+    counts = dict.fromkeys(STATUSES, 0)
+    scratch = tempfile.TemporaryDirectory(prefix="gpu-check-models-")
     try:
         for source in args.model or DEFAULT_MODELS:
             label = model_label(source)
@@ -418,7 +477,12 @@ def run(argv: list[str] | None = None, emit: Callable[[str], None] | None = None
                 path = resolve_model(source)
                 if not Path(path).exists():
                     raise FileNotFoundError(f"{source} resolved to {path}, which is not a local directory (no network)")
+                weights = "checkpoint"
+                if not has_weights(Path(path)):
+                    path = str(random_init_dir(Path(path), Path(scratch.name) / label))
+                    weights = "random-init"
             except Exception as exc:  # noqa: BLE001 - reported as one skipped line
+                counts["skipped"] += 1
                 _emit(result_line(f"model/{label}", "skipped", source=source, reason=f"{type(exc).__name__}: {exc}"))
                 continue
             for check in names:
@@ -426,6 +490,7 @@ def run(argv: list[str] | None = None, emit: Callable[[str], None] | None = None
                 if reason is None and time.monotonic() - started > args.budget_s:
                     reason = f"time budget of {args.budget_s}s spent"
                 if reason:
+                    counts["skipped"] += 1
                     _emit(result_line(check, "skipped", reason=reason))
                     continue
                 kind, _, engine = check.split("/")
@@ -442,8 +507,14 @@ def run(argv: list[str] | None = None, emit: Callable[[str], None] | None = None
                     runner._release()
                 status = fields.pop("status")
                 failed |= status == "fail"
-                _emit(result_line(check, status, **fields))
+                counts[status] += 1
+                _emit(result_line(check, status, weights=weights, **fields))
+        _emit(result_line(
+            "summary", "fail" if failed else "pass", seconds=time.monotonic() - started,
+            load_average=[round(x, 2) for x in os.getloadavg()],
+            ended_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **counts))
     finally:
+        scratch.cleanup()
         if out:
             out.close()
     return 1 if failed else 0
