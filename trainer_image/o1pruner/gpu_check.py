@@ -514,6 +514,8 @@ def run(argv: list[str] | None = None, emit: Callable[[str], None] | None = None
             load_average=[round(x, 2) for x in os.getloadavg()],
             ended_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **counts))
     finally:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()  # DeepSpeed's one-rank group (NCCL warns otherwise)
         scratch.cleanup()
         if out:
             out.close()

@@ -50,7 +50,7 @@ class HFSampler(Sampler):
         try:
             for start in range(0, len(prompts), self.batch_size):
                 batch = prompts[start : start + self.batch_size]
-                enc = self._encode(batch)
+                enc = self._encode(batch).to(self.model.device)  # the tokenizer's tensors are on the CPU
                 torch.manual_seed(params.seed_for(batch[0][0]))
                 sample = params.temperature > 0
                 out = self.model.generate(

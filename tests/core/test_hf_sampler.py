@@ -1,0 +1,71 @@
+"""The in-process transformers sampler: its batches go to the model's device, and token counts
+and finish reasons are read off the generated rows as vLLM reports them."""
+
+import torch
+
+from o1pruner.sampling.base import GenerationParams
+from o1pruner.sampling.hf import HFSampler
+
+
+class _Tok:
+    """Just enough tokenizer: fixed-length prompts, ids decoded as text."""
+
+    pad_token_id = 0
+    eos_token_id = 2
+    eos_token = "</s>"
+    padding_side = "right"
+
+    def apply_chat_template(self, messages, tokenize, add_generation_prompt):
+        return messages[-1]["content"]
+
+    def __call__(self, texts, return_tensors, padding, add_special_tokens):
+        from transformers import BatchEncoding
+
+        ids = torch.tensor([[5, 6, 7]] * len(texts))
+        return BatchEncoding({"input_ids": ids, "attention_mask": torch.ones_like(ids)})
+
+    def decode(self, ids, skip_special_tokens):
+        return " ".join(str(i) for i in ids if not (skip_special_tokens and i == self.eos_token_id))
+
+
+class _Model:
+    """Records where its inputs were; answers row 0 with an EOS at the third token and row 1
+    with no EOS up to max_new_tokens."""
+
+    def __init__(self, device):
+        self.device = torch.device(device)
+        self.training = False
+        self.generation_config = None
+        self.seen: list[torch.device] = []
+
+    def eval(self):
+        return self
+
+    def train(self, mode=True):
+        self.training = mode
+
+    def generate(self, input_ids, attention_mask, max_new_tokens, num_return_sequences, **_):
+        self.seen += [input_ids.device, attention_mask.device]
+        rows = input_ids.shape[0] * num_return_sequences
+        out = torch.full((rows, input_ids.shape[1] + max_new_tokens), 9)
+        out[:, : input_ids.shape[1]] = 5
+        out[0::2, input_ids.shape[1] + 2] = 2
+        out[0::2, input_ids.shape[1] + 3 :] = 0  # padding after the EOS
+        return out
+
+
+def test_inputs_go_to_the_models_device():
+    """On a GPU the tokenizer's CPU tensors were handed to a CUDA model as they were (transformers
+    warned, and decoding ran with the ids on the wrong device): they follow the model now. The
+    meta device stands in for CUDA here."""
+    model = _Model("meta")
+    sampler = HFSampler(model, _Tok(), batch_size=2)
+    params = GenerationParams(n=2, temperature=0.0, top_p=1.0, max_tokens=6, seed=0)
+    prompts = [(f"p{i}", [{"role": "user", "content": f"q{i}"}]) for i in range(3)]
+    done = dict(sampler.generate(prompts, params))
+    assert model.seen and all(d.type == "meta" for d in model.seen)
+    assert sorted(done) == ["p0", "p1", "p2"]
+    for completions in done.values():
+        stopped, cut = completions
+        assert (stopped.tokens, stopped.finish_reason, stopped.text) == (3, "stop", "9 9")
+        assert (cut.tokens, cut.finish_reason) == (6, "length")
