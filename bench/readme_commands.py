@@ -107,8 +107,8 @@ def render_local(rec: dict | None) -> str:
     avg, paired = rec["average"], rec["paired"]
     d, lc = paired["deltaAccuracy"], paired["lengthChange"]
     return (
-        f"Measured from a fresh clone of commit {rec['git_commit']} on a {m['cores']}-core, {m['memory_gib']} GiB "
-        f"machine with an empty model cache: `make local` took **{_minutes(rec['wall_seconds'])}** (set-up, the "
+        f"Measured from a fresh clone of commit {rec['git_commit']} on a {m['cores']}-core {m['cpu']}, "
+        f"{m['memory_gib']} GiB machine with an empty model cache: `make local` took **{_minutes(rec['wall_seconds'])}** (set-up, the "
         f"testbed model's build — {rec['model']['build_seconds']:.0f} s, {rec['model']['parameters'] / 1e6:.2f} M "
         f"parameters — and the run; {_load(m)}). Its report, {paired['problems']} held-out problems, greedy "
         f"decoding: mean length **{avg['baseLength']:.1f} → {avg['prunedLength']:.1f} tokens "
@@ -117,7 +117,9 @@ def render_local(rec: dict | None) -> str:
         f"closed; accuracy {avg['baseAccuracy']:.3f} → {avg['prunedAccuracy']:.3f} (Δ {100 * d['mean']:+.1f} "
         f"points, 95 % CI {100 * d['low']:+.1f} to {100 * d['high']:+.1f}; McNemar p = "
         f"{paired['mcnemar']['p_value']:.2g}); AES {avg['aes']:.3f}; {rec['tokens']['saved']:,} tokens saved. One "
-        f"seed and one configuration: `bench/results/testbed.md` has three seeds and the baselines."
+        f"seed and one configuration: `bench/results/testbed.md` has three seeds and the baselines. The "
+        f"model is built where it runs, and its weights depend on the kind of CPU (docs/testbed.md, *One recipe, "
+        f"two builds*): these figures are for the build an {m['cpu']} makes, the one the benchmarks measured."
     )
 
 
@@ -127,7 +129,8 @@ def render_test(rec: dict | None) -> str:
                 "times `make test` there and renders this paragraph from `bench/results/readme/commands.json`.")
     m = rec["machine"]
     verdict = "passed" if rec["exit_status"] == 0 else f"FAILED (exit {rec['exit_status']})"
-    text = (f"Measured on a fresh clone of commit {rec['git_commit']} ({rec['after']}), {m['cores']} cores: "
+    text = (f"Measured on a fresh clone of commit {rec['git_commit']} ({rec['after']}), {m['cores']} cores "
+            f"({m['cpu']}): "
             f"`make test` {verdict} in **{_minutes(rec['wall_seconds'])}** wall, set-up of the Prometheus binaries "
             f"and the vLLM environment included ({_load(m)}).")
     py = rec.get("pytest")

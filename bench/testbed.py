@@ -591,6 +591,7 @@ def build_result(cfg: Config, record: dict, results_dir: Path = RESULTS, name: s
     the model, the run record. Other benchmarks on the testbed pass their own ``per_problem``
     (same layout) and ``labels`` (run name → table label)."""
     from o1pruner.models import ensure_embedded
+    from o1pruner.testbed.build import build_identity
 
     if per_problem is None:
         per_problem = collect(cfg)
@@ -607,7 +608,7 @@ def build_result(cfg: Config, record: dict, results_dir: Path = RESULTS, name: s
         "benchmark": name, "title": title,
         "seed": list(cfg.seeds), "config": asdict(cfg), "labels": labels, "rows": table_rows(stats, labels),
         "model": {"source": cfg.model, "digest": model_info["digest"], "parameters": model_info["build"]["parameters"],
-                  "recipe": model_info["recipe"], "build": model_info["build"]},
+                  "recipe": model_info["recipe"], "build": model_info["build"], "identity": build_identity(model_dir)},
         "stats": stats, "train": per_problem["train"], "reference": per_problem["reference"],
         "per_problem_file": f"bench/results/{per_problem_path.name}", "setup_text": setup_text(cfg),
         **record,
@@ -672,6 +673,18 @@ def main(argv: list[str] | None = None, defaults: Config = Config(), name: str =
     run_seeds(run_seed, cfg, args.jobs)
     publish(build_result(cfg, finish(record), name=name, title=title))
     return 0
+
+
+def build_row(data: dict, file: str, run: str = "o1-lam2") -> str:
+    """One row of docs/testbed.md's *One recipe, two builds* table from a results JSON: where the
+    model was built, its build's final loss, the base model and ``run``'s pooled and per-seed
+    figures."""
+    base, r = data["stats"]["base"], data["stats"]["rows"][run]
+    a, seeds = r["delta_accuracy"], r["per_seed"]
+    return (f"| `{file}` | {data['machine']['cpu']} | {data['model']['build']['final_loss']} | "
+            f"{base['accuracy']:.3f} | {base['mean_length']:.1f} | {100 * r['length_change']['mean']:+.1f} % | "
+            f"{100 * a['mean']:+.1f} [{100 * a['low']:+.1f}, {100 * a['high']:+.1f}] | "
+            f"{' / '.join(format(100 * (s['accuracy'] - base['accuracy']), '+.1f') for s in seeds)} |")
 
 
 def publish(result: dict, render=None) -> None:

@@ -30,6 +30,7 @@ import copy
 import datetime
 import json
 import math
+import os
 import subprocess
 import sys
 import tempfile
@@ -46,6 +47,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import common  # noqa: E402  (bench/common.py: git facts, PNG stamp)
 from promstack import SCRAPE_INTERVAL_SECONDS, start_prom_stack, stop_prom_stack  # noqa: E402
+from o1pruner.testbed.build import cpu_model  # noqa: E402
 
 #: Seconds to wait after the run for the last pushes to be scraped.
 FINAL_SCRAPE_WAIT_SECONDS = 30.0
@@ -234,6 +236,9 @@ def record(job_file: str, overrides: list[str], job: dict, work: Path) -> dict[s
                 "datasets": {"train": job["spec"]["datasets"]["train"]["name"],
                              "eval": [d["name"] for d in job["spec"]["datasets"].get("eval", [])]}},
         "run": {"seconds": round(ended - started, 1), "returncode": rc},
+        "machine": {"cpu": cpu_model(), "cores": os.cpu_count()},
+        "baseModel": (report or {}).get("baseModel"),
+        "accepted": (report or {}).get("accepted"),
         "results": (report or {}).get("results", {}).get("datasets"),
         "prometheus": {"version": _version("prometheus"), "pushgateway": _version("prometheus-pushgateway")},
         **answers,
@@ -255,6 +260,14 @@ def label(data: dict) -> str:
     commit = f"{data['commit']}{' (+ uncommitted changes)' if data.get('dirty') else ''}"
     head = (f"PruningJob {job['name']} ({job['file']}) · model {job['model']} · commit {commit} · {data['date']} · "
             f"run {data['run']['seconds'] / 60:.1f} min")
+    if data.get("machine"):
+        build = data.get("baseModel") or {}
+        where = "built there" if build.get("cpu") == data["machine"]["cpu"] else "build"
+        built = (f" · model {where}: final loss {build['final_loss']}, weights {build['weights_sha256'][:12]}"
+                 if build.get("weights_sha256") else "")
+        verdict = {True: "accepted", False: "refused by the accuracy guard"}.get(data.get("accepted"), "not judged")
+        head += (f"\non {data['machine']['cpu']}, {data['machine']['cores']} cores{built} · "
+                 f"pruned model {verdict}")
     if not job["overrides"]:
         return head
     return head + "\n" + _wrap("overrides of the job file: " + ", ".join(job["overrides"]), 200)

@@ -51,6 +51,11 @@ def test_sidecar_names_a_real_run(script, data):
     assert job["name"] and job["model"] and data["commit"] and data["date"] and data["run"]["returncode"] == 0
     assert not job["name"].startswith("demo"), job
     assert job["model"].startswith("embedded:longthought"), job  # the long-thought testbed model
+    # where it ran and which build of the model (builds differ between kinds of CPU), and the verdict
+    assert data["machine"]["cpu"] and data["machine"]["cores"] >= 1
+    assert len(data["baseModel"]["weights_sha256"]) == 64  # a build before builds recorded their CPU has none:
+    assert data["baseModel"].get("cpu", data["machine"]["cpu"]) == data["machine"]["cpu"]
+    assert isinstance(data["accepted"], bool) and script.label(data).count("\n") >= 1
     # Queried for that job, with every template variable substituted.
     for p in data["panels"]:
         for t in p["targets"]:

@@ -205,7 +205,43 @@ def test_tuning_runs_table_is_what_their_jsons_say():
         data = _load(path)
         r, c = data["stats"]["rows"]["o1-lam2"], data["config"]
         a = r["delta_accuracy"]
-        line = (f"| `{path.name}` | {c['steps']} | {c['learning_rate']:g} | {100 * r['length_change']['mean']:+.1f} % | "
+        line = (f"| `{path.name}` | {data['machine']['cpu']} | {data['model']['build']['final_loss']} | "
+                f"{len(c['seeds'])} × {c['eval_count']} | {c['steps']} | {c['learning_rate']:g} | "
+                f"{100 * r['length_change']['mean']:+.1f} % | "
                 f"{100 * a['mean']:+.1f} [{100 * a['low']:+.1f}, {100 * a['high']:+.1f}] |")
         assert line in text, line
         assert data["command"] == shlex.join(["python", "bench/testbed.py", *data["argv"]])
+
+
+def test_gpu_docs_section_is_rendered_from_the_committed_gpu_results():
+    """docs/gpu.md's results are the committed JSON lines of scripts/gpu-check.sh, every run and
+    every check, and a changed figure shows up as drift."""
+    gpu = _bench_module("gpu_results")
+    committed = gpu.DOCS.read_text()
+    runs = gpu.load_runs()
+    assert runs, "bench/results/gpu/ holds the H200 runs"
+    assert gpu.docs_text(committed, runs) == committed
+    generated = committed.split(gpu.BEGIN, 1)[1].split(gpu.END, 1)[0]
+    for name, records in runs:
+        assert name in generated
+        assert records[0]["check"] == "env" and records[-1]["check"] == "summary"
+        for r in records[1:-1]:
+            assert f"`{r['check']}` | {r['status']} |" in generated
+    name, records = runs[0]
+    changed = [dict(r, seconds=r["seconds"] + 1.0) if r["check"].startswith("sample/") else r for r in records]
+    assert gpu.docs_text(committed, [(name, changed), *runs[1:]]) != committed
+
+
+def test_docs_table_of_the_two_builds_is_what_their_jsons_say():
+    """docs/testbed.md, *One recipe, two builds*: one row per build, rendered from its JSON."""
+    testbed = _bench_module("testbed")
+    text = (REPO / "docs" / "testbed.md").read_text()
+    for rel in ("bench/results/testbed.json", "bench/results/tuning/testbed-intel.json"):
+        row = testbed.build_row(_load(REPO / rel), rel)
+        assert row in text, row
+    amd, intel = _load(RESULTS / "testbed.json"), _load(RESULTS / "tuning" / "testbed-intel.json")
+    assert amd["model"]["digest"] == intel["model"]["digest"]  # one recipe
+    assert amd["model"]["build"]["final_loss"] != intel["model"]["build"]["final_loss"]  # two builds
+    same = ("seeds", "train_count", "eval_count", "k", "temperature", "max_tokens", "steps", "batch_size",
+            "learning_rate", "max_length")
+    assert {k: amd["config"][k] for k in same} == {k: intel["config"][k] for k in same}  # same settings

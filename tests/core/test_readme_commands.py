@@ -40,7 +40,7 @@ def test_measured_record_names_commit_load_and_every_tier():
 
 
 def _sample_record() -> dict:
-    m = {"cores": 2, "memory_gib": 24.0, "load_average_at_start": [0.5, 0.4, 0.3],
+    m = {"cores": 2, "cpu": "AMD EPYC", "memory_gib": 24.0, "load_average_at_start": [0.5, 0.4, 0.3],
          "load_average_at_end": [2.1, 1.9, 1.5]}
     return {
         "local": {"command": "make local", "exit_status": 0, "wall_seconds": 725.4, "git_commit": "abc1234",

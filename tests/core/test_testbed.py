@@ -142,3 +142,22 @@ def test_builtin_longthought_dataset_carries_l_min():
     for p, chain in zip(problems, chains):
         assert p.problem == chain.text and p.answer == str(chain.answer)
         assert p.meta["l_min"] == minimal_length(chain)
+
+
+def test_a_build_records_its_cpu_and_weights_hash_and_builds_compare_by_them(tmp_path):
+    """Builds differ between kinds of CPU (an Intel Xeon and an AMD EPYC built different
+    weights from one recipe), so a build names itself: CPU and weights SHA-256 in testbed.json,
+    and reports carry that identity."""
+    from o1pruner.testbed.build import build_identity, ensure_built, file_sha256, same_build
+
+    built = ensure_built("longthought-smoke", tmp_path, progress=False)
+    ident = build_identity(built)
+    assert ident["digest"] == TESTBED_RECIPES["longthought-smoke"].digest()
+    assert ident["weights_sha256"] == file_sha256(built / "model.safetensors") and ident["cpu"]
+    assert build_identity(tmp_path) is None  # not a testbed build
+
+    older = {k: v for k, v in ident.items() if k not in ("weights_sha256", "cpu")}  # before builds hashed
+    assert same_build(ident, ident) and same_build(ident, older)
+    assert not same_build(ident, dict(ident, weights_sha256="0" * 64))
+    assert not same_build(older, dict(older, final_loss=older["final_loss"] + 0.0087))
+    assert not same_build({}, {})  # nothing recorded names nothing

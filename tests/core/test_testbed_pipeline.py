@@ -141,6 +141,12 @@ def test_local_pipeline_runs_on_the_testbed_and_reports_the_gap(cache, tmp_path)
     assert guard["buckets"]["all"]["n"] == 6 and report["accepted"] is guard["passed"]
     assert all(guard["buckets"][b]["verdict"] == "inconclusive" for b in guard["buckets"] if b != "all")
     assert json.loads((tmp_path / "run" / "report" / "report.json").read_text())["accepted"] is report["accepted"]
+    # the report names the build of the built-in model it ran on (builds differ between CPU kinds)
+    from o1pruner.models import ensure_embedded
+    from o1pruner.testbed.build import build_identity
+
+    assert report["baseModel"] == build_identity(ensure_embedded("longthought-smoke"))
+    assert report["baseModel"]["cpu"] and len(report["baseModel"]["weights_sha256"]) == 64
     # diagnostics of the reference samples and of training (maxTokens 16 truncates most samples)
     ref = report["diagnostics"]["reference"]
     assert ref["samples"] == 8 and 0 <= ref["truncationRate"] <= 1 and "zeroRewardVarianceShare" in ref

@@ -25,7 +25,7 @@ from o1pruner.rounds import result_round, round_prefix, round_summary, rounds_te
 from o1pruner.sampling.base import GenerationParams, Sampler
 from o1pruner.sampling.collect import sample_problems
 from o1pruner.savings import savings_per_million_requests
-from o1pruner.spec import PruningJob
+from o1pruner.spec import EMBEDDED_PREFIX, PruningJob
 from o1pruner.stats import reference_stats, summarize
 from o1pruner.storage import Manifest, Storage, open_storage, read_uri
 from o1pruner.trainset import sample_rewards
@@ -375,6 +375,10 @@ def _make_report(ctx: Context) -> dict | None:
             base, base_store.read_json(f"eval/{FAST_PROMPT}/summary.json"), ev.aes, ("base", FAST_PROMPT)
         )
     extra["savings"] = _savings(sampled, base_recs, pruned_recs)
+    if ctx.spec.model.source.startswith(EMBEDDED_PREFIX):  # a built-in model: name the build
+        from o1pruner.testbed.build import build_identity
+
+        extra["baseModel"] = build_identity(Path(base_model_path(ctx)))
     l_min = {p.id: p.meta["l_min"] for ps in eval_problems(ctx).values() for p in ps if "l_min" in p.meta}
     report = build_report(ctx.name, results, base_recs, pruned_recs, extra, l_min=l_min or None, guard=ev.guard)
     ctx.store.write_json("report/report.json", report)

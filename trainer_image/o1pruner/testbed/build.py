@@ -3,9 +3,13 @@
 The model is a small Llama (``LlamaForCausalLM``) trained with next-token cross-entropy on the
 answer tokens of traces drawn from :func:`o1pruner.testbed.traces.sample_trace` (prompt tokens
 masked), fresh data every step, AdamW with linear warm-up and cosine decay. Everything follows
-from the :class:`Recipe`: the same recipe on the same torch build gives the same weights (one
-CPU thread), and the cache directory is named by a hash of the recipe, so changing any
-setting builds a new model instead of reusing a stale one.
+from the :class:`Recipe`: the same recipe on the same torch build and the same kind of CPU
+gives the same weights (one CPU thread), and the cache directory is named by a hash of the
+recipe, so changing any setting builds a new model instead of reusing a stale one. Another
+kind of CPU builds other weights: torch's kernels round differently per instruction set (the
+recipe ``a14e7d79c290`` ended at loss 0.1198 on an AMD EPYC and 0.1111 on an Intel Xeon, with
+different held-out accuracy), so the build records the CPU and the weights' SHA-256
+(:func:`build_identity`) and reports name the build they ran on.
 
 The directory holds ``config.json``, ``generation_config.json``, ``model.safetensors``, the
 tokenizer with its chat template and ``testbed.json`` (the recipe and the build's own figures).
@@ -165,7 +169,7 @@ def _train(recipe: Recipe, progress: bool):
     seconds = time.monotonic() - started
     figures = {"final_loss": round(loss_value, 4), "train_tokens": tokens, "train_seconds": round(seconds, 1),
                "parameters": sum(p.numel() for p in model.parameters()), "torch_threads": torch.get_num_threads(),
-               "torch": torch.__version__}
+               "torch": torch.__version__, "cpu": cpu_model()}
     model.generation_config.eos_token_id = tok.eos_token_id
     model.generation_config.pad_token_id = tok.pad_token_id
     model.generation_config.bos_token_id = tok.bos_token_id
@@ -182,6 +186,7 @@ def build(dest: Path, recipe: Recipe, progress: bool = True) -> Path:
     with atomic_model_dir(dest) as tmp:
         state = {k: v.contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}
         save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        figures["weights_sha256"] = file_sha256(tmp / "model.safetensors")
         model.config.save_pretrained(str(tmp))
         model.generation_config.save_pretrained(str(tmp))
         tok.save_pretrained(str(tmp))
@@ -189,6 +194,56 @@ def build(dest: Path, recipe: Recipe, progress: bool = True) -> Path:
                                                       "build": figures}, indent=2) + "\n")
     log.info("built testbed model in %s (%s)", dest, figures)
     return dest
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what :mod:`platform` knows."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+#: What names one build of a testbed model (``testbed.json``'s ``build`` figures and the digest).
+IDENTITY_KEYS = ("digest", "final_loss", "train_tokens", "cpu", "weights_sha256")
+
+
+def build_identity(model_dir: Path) -> dict | None:
+    """Which build of a testbed model ``model_dir`` holds: the recipe digest, the build's final
+    loss and tokens, the CPU it was built on and the weights' SHA-256 (computed here for a
+    directory built before the build recorded it). ``None`` for a directory that is not a
+    testbed build."""
+    meta_file = Path(model_dir) / "testbed.json"
+    if not meta_file.exists():
+        return None
+    meta = json.loads(meta_file.read_text())
+    build = dict(meta.get("build", {}), digest=meta.get("digest"))
+    if "weights_sha256" not in build and (Path(model_dir) / "model.safetensors").exists():
+        build["weights_sha256"] = file_sha256(Path(model_dir) / "model.safetensors")
+    return {k: build[k] for k in IDENTITY_KEYS if build.get(k) is not None}
+
+
+def same_build(a: dict, b: dict) -> bool:
+    """Whether two build identities name the same weights: by SHA-256 where both have it, else by
+    recipe digest, final loss and trained tokens (all a build recorded before it hashed its
+    weights)."""
+    if a.get("weights_sha256") and b.get("weights_sha256"):
+        return a["weights_sha256"] == b["weights_sha256"]
+    keys = ("digest", "final_loss", "train_tokens")
+    return all(a.get(k) is not None and a.get(k) == b.get(k) for k in keys)
 
 
 def ensure_built(name: str, root: Path, progress: bool = True) -> Path:
