@@ -4,5 +4,6 @@
   minimal trace of every problem (its length L_min is a known lower bound);
 - :mod:`o1pruner.testbed.vocab` builds the word-level tokenizer and chat template;
 - :mod:`o1pruner.testbed.build` trains the reference model from scratch (deterministic from a
-  seed, cached by a hash of its recipe) and saves an ordinary Hugging Face model directory.
+  seed on one kind of CPU, cached by a hash of its recipe) and saves an ordinary Hugging Face
+  model directory.
 """

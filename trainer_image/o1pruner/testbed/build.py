@@ -112,8 +112,9 @@ def train_model(recipe: Recipe, progress: bool = True):
     """Train the reference model; returns ``(model, tokenizer, figures)``.
 
     Runs on one CPU thread whatever the machine has: float reductions then happen in the same
-    order everywhere, so a recipe gives the same weights on any machine with the same torch build
-    (and a model this small gains little from more threads)."""
+    order, so a recipe gives the same weights on any machine with the same torch build and the
+    same kind of CPU (another instruction set rounds differently; see the module's docstring).
+    A model this small gains little from more threads."""
     import torch
 
     threads = torch.get_num_threads()
