@@ -69,3 +69,19 @@ def test_inputs_go_to_the_models_device():
         stopped, cut = completions
         assert (stopped.tokens, stopped.finish_reason, stopped.text) == (3, "stop", "9 9")
         assert (cut.tokens, cut.finish_reason) == (6, "length")
+
+
+def test_from_pretrained_uses_the_gpu_when_there_is_one(tiny_model_dir, monkeypatch):
+    """On a GPU machine the in-process sampler (local runs, the ``transformers`` backend) loads
+    the model on the GPU in bf16; on a CPU machine in fp32 as before."""
+    from o1pruner.sampling import hf
+
+    assert hf.default_placement(True) == ("cuda", torch.bfloat16)
+    assert hf.default_placement(False) == ("cpu", torch.float32)
+    sampler = HFSampler.from_pretrained(str(tiny_model_dir), batch_size=2)
+    assert sampler.model.device.type == "cpu" and sampler.model.dtype == torch.float32
+    placed = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.nn.Module, "to", lambda self, device: placed.append(device) or self)
+    sampler = HFSampler.from_pretrained(str(tiny_model_dir), batch_size=2)
+    assert placed == ["cuda"] and sampler.model.dtype == torch.bfloat16

@@ -26,11 +26,15 @@ class HFSampler(Sampler):
         self.eos_ids = _eos_ids(model, tokenizer)
 
     @classmethod
-    def from_pretrained(cls, path: str, *, batch_size: int = 8, dtype: torch.dtype = torch.float32) -> HFSampler:
+    def from_pretrained(cls, path: str, *, batch_size: int = 8, dtype: torch.dtype | None = None,
+                        device: str | None = None) -> HFSampler:
+        """Load ``path`` where :func:`default_placement` says (this process's GPU in bf16 when it
+        has one, else the CPU in fp32) unless ``device``/``dtype`` are given."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        auto_device, auto_dtype = default_placement(torch.cuda.is_available())
         tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or auto_dtype).to(device or auto_device)
         return cls(model, tokenizer, batch_size=batch_size)
 
     def _encode(self, batch: Sequence[tuple[str, Messages]]):
@@ -81,6 +85,14 @@ class HFSampler(Sampler):
                 break
         text = self.tokenizer.decode(ids[:length], skip_special_tokens=True)
         return Completion(text=text, tokens=length, finish_reason=finish if length <= max_tokens else "length")
+
+
+def default_placement(cuda_available: bool) -> tuple[str, torch.dtype]:
+    """Where an in-process sampler runs: the process's CUDA device in bf16 (as the trainer's
+    forward, :func:`o1pruner.training.precision_policy`) when there is one, else the CPU in fp32.
+    Before, it always loaded on the CPU, so a local or in-cluster run with the ``transformers``
+    backend sampled on the CPU of a GPU machine."""
+    return ("cuda", torch.bfloat16) if cuda_available else ("cpu", torch.float32)
 
 
 def _eos_ids(model, tokenizer) -> list[int]:
