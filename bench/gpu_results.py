@@ -2,7 +2,9 @@
 
 ``scripts/gpu-check.sh`` appends one JSON line per check to
 ``bench/results/gpu/gpu-check-<UTC time>.jsonl`` (an ``env`` line first, a ``summary`` line
-last). This module renders every such file, oldest first, into the generated section of
+last); a pipeline run on a GPU (``o1pruner run``) is kept as ``local-run-<UTC time>.*`` (its
+job, report, manifest, machine and log). This module renders every such file, oldest first,
+into the generated section of
 docs/gpu.md; ``python bench/render.py`` calls it with the other benchmarks and
 ``tests/core/test_bench_results.py`` fails when the docs and the files differ.
 """
@@ -74,20 +76,58 @@ def run_section(name: str, records: list[dict]) -> list[str]:
     return lines
 
 
-def docs_section(runs: list[tuple[str, list[dict]]]) -> str:
+def load_local_runs(folder: Path = GPU_RESULTS) -> list[tuple[str, dict, dict]]:
+    """``(stem, report, manifest)`` of every committed pipeline run on a GPU
+    (``local-run-<UTC time>.report.json`` and ``.manifest.json``), oldest first."""
+    out = []
+    for report in sorted(folder.glob("local-run-*.report.json")):
+        stem = report.name.removesuffix(".report.json")
+        out.append((stem, json.loads(report.read_text()), json.loads((folder / f"{stem}.manifest.json").read_text())))
+    return out
+
+
+def local_run_section(stem: str, report: dict, manifest: dict) -> list[str]:
+    """One `o1pruner run` on a GPU: the phases' times and what the run measured."""
+    phases = manifest["phases"]
+    sample, train = phases["sample"]["outputs"], phases["train"]["outputs"]
+    avg, paired, guard = report["results"]["average"], report["paired"], report.get("guard")
+    d, lc = paired["deltaAccuracy"], paired["lengthChange"]
+    verdict = "accepted" if report["accepted"] else "refused by the accuracy guard"
+    failed = ", ".join(guard["failed"]) if guard and guard["failed"] else "none"
+    return [
+        f"**{stem}** ([job](../bench/results/gpu/{stem}.job.yaml), [report](../bench/results/gpu/{stem}.report.json), "
+        f"[manifest](../bench/results/gpu/{stem}.manifest.json), [log](../bench/results/gpu/{stem}.log)):",
+        "",
+        "| reference sampling | training | held-out problems | mean length base → pruned | accuracy base → pruned "
+        "| Δacc, points [95 % CI] | gap closed | guard |",
+        "|---|---|---|---|---|---|---|---|",
+        f"| {sample['problems']} problems × {sample['samples_total'] // sample['problems']}, "
+        f"{sample['generated_tokens']:,} tokens in {sample['seconds']:.1f} s ({sample['generated_tokens'] / sample['seconds']:,.0f} tok/s) "
+        f"| {train['steps']} steps in {train['seconds']:.1f} s | {paired['problems']} "
+        f"| {avg['baseLength']:.1f} → {avg['prunedLength']:.1f} ({100 * lc['mean']:+.1f} %) "
+        f"| {avg['baseAccuracy']:.3f} → {avg['prunedAccuracy']:.3f} "
+        f"| {100 * d['mean']:+.1f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}] | {100 * paired['gapClosed']:.0f} % "
+        f"| {verdict} (failed buckets: {failed}) |",
+    ]
+
+
+def docs_section(runs: list[tuple[str, list[dict]]], local_runs: list[tuple[str, dict, dict]] | None = None) -> str:
     lines = [BEGIN, ""]
     if not runs:
         lines += ["No GPU run is committed yet.", ""]
     for name, records in runs:
         lines += [*run_section(name, records), ""]
+    for stem, report, manifest in local_runs or []:
+        lines += [*local_run_section(stem, report, manifest), ""]
     lines.append(END)
     return "\n".join(lines)
 
 
-def docs_text(current: str, runs: list[tuple[str, list[dict]]]) -> str:
+def docs_text(current: str, runs: list[tuple[str, list[dict]]],
+              local_runs: list[tuple[str, dict, dict]] | None = None) -> str:
     """``current`` docs/gpu.md with its generated section replaced."""
     if BEGIN not in current or END not in current:
         raise SystemExit(f"{DOCS}: the generated-section markers are missing")
     head, rest = current.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
-    return head + docs_section(runs) + tail
+    return head + docs_section(runs, local_runs) + tail

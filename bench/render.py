@@ -141,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
                 if hasattr(module(data["benchmark"]), "render_results") and common.png_stamp(png) != common.data_sha256(data):
                     drift.append(f"bench/results/{png.name} (not drawn from the committed JSON)")
     pages = [(DOCS, docs_text(DOCS.read_text(), datas)),
-             (gpu_results.DOCS, gpu_results.docs_text(gpu_results.DOCS.read_text(), gpu_results.load_runs()))]
+             (gpu_results.DOCS, gpu_results.docs_text(gpu_results.DOCS.read_text(), gpu_results.load_runs(),
+                                                      gpu_results.load_local_runs()))]
     for page, text in pages:
         if args.check:
             if text != page.read_text():

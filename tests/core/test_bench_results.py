@@ -218,9 +218,12 @@ def test_gpu_docs_section_is_rendered_from_the_committed_gpu_results():
     every check, and a changed figure shows up as drift."""
     gpu = _bench_module("gpu_results")
     committed = gpu.DOCS.read_text()
-    runs = gpu.load_runs()
-    assert runs, "bench/results/gpu/ holds the H200 runs"
-    assert gpu.docs_text(committed, runs) == committed
+    runs, local_runs = gpu.load_runs(), gpu.load_local_runs()
+    assert runs and local_runs, "bench/results/gpu/ holds the H200 runs"
+    assert gpu.docs_text(committed, runs, local_runs) == committed
+    for stem, report, manifest in local_runs:
+        assert f"**{stem}**" in committed and manifest["phases"]["train"]["done"]
+        assert f"{100 * report['paired']['lengthChange']['mean']:+.1f} %" in committed
     generated = committed.split(gpu.BEGIN, 1)[1].split(gpu.END, 1)[0]
     for name, records in runs:
         assert name in generated
@@ -229,7 +232,7 @@ def test_gpu_docs_section_is_rendered_from_the_committed_gpu_results():
             assert f"`{r['check']}` | {r['status']} |" in generated
     name, records = runs[0]
     changed = [dict(r, seconds=r["seconds"] + 1.0) if r["check"].startswith("sample/") else r for r in records]
-    assert gpu.docs_text(committed, [(name, changed), *runs[1:]]) != committed
+    assert gpu.docs_text(committed, [(name, changed), *runs[1:]], local_runs) != committed
 
 
 def test_docs_table_of_the_two_builds_is_what_their_jsons_say():
