@@ -97,14 +97,9 @@ def finish(run: dict[str, Any] | None = None) -> dict[str, Any]:
 def machine(load_at_start: list[float] | None = None) -> dict[str, Any]:
     """What the numbers were measured on, with the load average at the start (given, else read
     when this module was imported) and now, at the end."""
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from o1pruner.testbed.build import cpu_model  # the same name the testbed build records
+
+    cpu = cpu_model()
     mem_gib = None
     try:
         kb = int(next(ln for ln in Path("/proc/meminfo").read_text().splitlines() if ln.startswith("MemTotal")).split()[1])

@@ -152,6 +152,17 @@ class Cluster:
     async def delete(self, kind: str, name: str, ns: str = NS) -> Any:
         return await self._check(self.session.delete(PATHS[kind].format(ns=ns) + f"/{name}"))
 
+    async def create_foreign_job(self, name: str, owner: str, owner_uid: str = "an-earlier-job") -> Any:
+        """A Job ``name`` controlled by another PruningJob named ``owner`` (another uid): a
+        leftover of an earlier job of the same name."""
+        return await self.create("jobs", {
+            "apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": name, "namespace": NS, "ownerReferences": [{
+                "apiVersion": "o1pruner.dev/v1alpha1", "kind": "PruningJob", "name": owner,
+                "uid": owner_uid, "controller": True}]},
+            "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "x"}]}}},
+        })
+
     # -- controllers the emulator lacks --------------------------------------------------
     async def deployment_ready(self, name: str) -> None:
         await self.patch("deployments", name, {"status": {"replicas": 1, "readyReplicas": 1, "availableReplicas": 1}})

@@ -142,13 +142,7 @@ async def test_deletion_leaves_an_object_another_owner_holds(cluster, run_operat
     async with run_operator() as registry:
         await cluster.create("pruningjobs", make_job(NAME))
         await wait(lambda: cluster.obj("deployments", f"{NAME}-sampler-reference"), what="reference sampler")
-        await cluster.create("jobs", {
-            "apiVersion": "batch/v1", "kind": "Job",
-            "metadata": {"name": f"{NAME}-evaluate", "namespace": NS, "ownerReferences": [{
-                "apiVersion": "o1pruner.dev/v1alpha1", "kind": "PruningJob", "name": NAME,
-                "uid": "an-earlier-job", "controller": True}]},
-            "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "x"}]}}},
-        })
+        await cluster.create_foreign_job(f"{NAME}-evaluate", NAME)
         await cluster.delete("pruningjobs", NAME)
         await wait(lambda: cluster.names("deployments") == [] and cluster.names("configmaps") == [],
                    what="the job's own children deleted")

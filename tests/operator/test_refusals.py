@@ -120,13 +120,7 @@ async def test_a_transition_is_stored_before_the_next_phase_acts(cluster, run_op
 async def test_a_leftover_child_of_another_job_is_not_adopted(cluster, run_operator, wait, make_job):
     """A completed ``<job>-sample`` Job owned by an earlier PruningJob of the same name must not
     mark sampling done."""
-    await cluster.create("jobs", {
-        "apiVersion": "batch/v1", "kind": "Job",
-        "metadata": {"name": f"{NAME}-sample", "namespace": NS, "ownerReferences": [{
-            "apiVersion": "o1pruner.dev/v1alpha1", "kind": "PruningJob", "name": NAME,
-            "uid": "an-earlier-job", "controller": True}]},
-        "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "x"}]}}},
-    })
+    await cluster.create_foreign_job(f"{NAME}-sample", NAME)
     await cluster.job_done(f"{NAME}-sample")
     async with run_operator():
         await cluster.create("pruningjobs", make_job(NAME))
