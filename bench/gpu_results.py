@@ -78,11 +78,16 @@ def run_section(name: str, records: list[dict]) -> list[str]:
 
 def load_local_runs(folder: Path = GPU_RESULTS) -> list[tuple[str, dict, dict]]:
     """``(stem, report, manifest)`` of every committed pipeline run on a GPU
-    (``local-run-<UTC time>.report.json`` and ``.manifest.json``), oldest first."""
+    (``local-run-<UTC time>.report.json`` and ``.manifest.json``, the job it ran under the
+    manifest's ``job`` key), oldest first."""
+    import yaml
+
     out = []
     for report in sorted(folder.glob("local-run-*.report.json")):
         stem = report.name.removesuffix(".report.json")
-        out.append((stem, json.loads(report.read_text()), json.loads((folder / f"{stem}.manifest.json").read_text())))
+        manifest = json.loads((folder / f"{stem}.manifest.json").read_text())
+        manifest["job"] = yaml.safe_load((folder / f"{stem}.job.yaml").read_text())
+        out.append((stem, json.loads(report.read_text()), manifest))
     return out
 
 
@@ -93,7 +98,11 @@ def local_run_section(stem: str, report: dict, manifest: dict) -> list[str]:
     avg, paired, guard = report["results"]["average"], report["paired"], report.get("guard")
     d, lc = paired["deltaAccuracy"], paired["lengthChange"]
     verdict = "accepted" if report["accepted"] else "refused by the accuracy guard"
-    failed = ", ".join(guard["failed"]) if guard and guard["failed"] else "none"
+    failed = "; ".join(
+        f"{b} (n = {guard['buckets'][b]['n']}, Δ {100 * guard['buckets'][b]['deltaAccuracy']['mean']:+.1f} "
+        f"[{100 * guard['buckets'][b]['deltaAccuracy']['low']:+.1f}, {100 * guard['buckets'][b]['deltaAccuracy']['high']:+.1f}])"
+        for b in guard["failed"]) if guard and guard["failed"] else "none"
+    seed = manifest["job"]["spec"]["training"]["seed"]
     return [
         f"**{stem}** ([job](../bench/results/gpu/{stem}.job.yaml), [report](../bench/results/gpu/{stem}.report.json), "
         f"[manifest](../bench/results/gpu/{stem}.manifest.json), [log](../bench/results/gpu/{stem}.log)):",
@@ -107,7 +116,10 @@ def local_run_section(stem: str, report: dict, manifest: dict) -> list[str]:
         f"| {avg['baseLength']:.1f} → {avg['prunedLength']:.1f} ({100 * lc['mean']:+.1f} %) "
         f"| {avg['baseAccuracy']:.3f} → {avg['prunedAccuracy']:.3f} "
         f"| {100 * d['mean']:+.1f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}] | {100 * paired['gapClosed']:.0f} % "
-        f"| {verdict} (failed buckets: {failed}) |",
+        f"| {verdict} (failed buckets: {failed}; maximum drop {100 * guard['maxAccuracyDrop']:g} points) |",
+        "",
+        f"One run, training seed {seed}: the spread between seeds is as wide as this interval "
+        "(docs/testbed.md, *One recipe, two builds*).",
     ]
 
 
