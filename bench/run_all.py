@@ -2,7 +2,8 @@
 results were produced with (``argv`` in ``bench/results/<name>.json``; older JSONs: parsed from
 their ``command``), then re-render docs/benchmarks.md (``bench/render.py``). Sampler
 throughput, trainer efficiency, the long-thought testbed (paper Tables 2 and 3 with statistics),
-the length rewards and the pruning rounds on the testbed (which reuse its runs), then the SmolLM2 Table 2 and lambda
+the length rewards and the pruning rounds on the testbed (which reuse its runs), the decode-time redundancy oracle
+of the reference model, then the SmolLM2 Table 2 and lambda
 ablation (which share reference samples and resume from ``runs/bench/``). Results: ``bench/results/*.{md,json,png}``;
 see docs/benchmarks.md.
 
@@ -23,7 +24,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 RESULTS = HERE / "results"
-ORDER = ["sampler_throughput", "trainer_efficiency", "testbed", "length_rewards", "rounds", "table2",
+ORDER = ["sampler_throughput", "trainer_efficiency", "testbed", "length_rewards", "rounds", "redundancy_oracle", "table2",
          "lambda_ablation"]
 
 

@@ -590,13 +590,8 @@ def build_result(cfg: Config, record: dict, results_dir: Path = RESULTS, name: s
     """The results JSON: per-problem outcomes (``collect(cfg)`` unless given), their statistics,
     the model, the run record. Other benchmarks on the testbed pass their own ``per_problem``
     (same layout) and ``labels`` (run name → table label)."""
-    from o1pruner.models import ensure_embedded
-    from o1pruner.testbed.build import build_identity
-
     if per_problem is None:
         per_problem = collect(cfg)
-    model_dir = ensure_embedded(cfg.model.split(":", 1)[1])
-    model_info = json.loads((model_dir / "testbed.json").read_text())
     results_dir.mkdir(parents=True, exist_ok=True)
     per_problem_path = results_dir / f"{name}_per_problem.json.gz"
     with gzip.GzipFile(per_problem_path, "wb", mtime=0) as fh:
@@ -607,14 +602,24 @@ def build_result(cfg: Config, record: dict, results_dir: Path = RESULTS, name: s
     result = {
         "benchmark": name, "title": title,
         "seed": list(cfg.seeds), "config": asdict(cfg), "labels": labels, "rows": table_rows(stats, labels),
-        "model": {"source": cfg.model, "digest": model_info["digest"], "parameters": model_info["build"]["parameters"],
-                  "recipe": model_info["recipe"], "build": model_info["build"], "identity": build_identity(model_dir)},
+        "model": model_record(cfg.model),
         "stats": stats, "train": per_problem["train"], "reference": per_problem["reference"],
         "per_problem_file": f"bench/results/{per_problem_path.name}", "setup_text": setup_text(cfg),
         **record,
     }
     result["targets"] = _targets(stats)
     return result
+
+
+def model_record(source: str) -> dict:
+    """The testbed model a result was measured on: its recipe, build figures and build identity."""
+    from o1pruner.models import ensure_embedded
+    from o1pruner.testbed.build import build_identity
+
+    model_dir = ensure_embedded(source.split(":", 1)[1])
+    info = json.loads((model_dir / "testbed.json").read_text())
+    return {"source": source, "digest": info["digest"], "parameters": info["build"]["parameters"],
+            "recipe": info["recipe"], "build": info["build"], "identity": build_identity(model_dir)}
 
 
 def render_results(data: dict, out_dir: Path | None = None) -> None:

@@ -85,3 +85,34 @@ def test_from_pretrained_uses_the_gpu_when_there_is_one(tiny_model_dir, monkeypa
     monkeypatch.setattr(torch.nn.Module, "to", lambda self, device: placed.append(device) or self)
     sampler = HFSampler.from_pretrained(str(tiny_model_dir), batch_size=2)
     assert placed == ["cuda"] and sampler.model.dtype == torch.bfloat16
+
+
+def test_generate_kwargs_reach_every_batch(tiny_model_dir):
+    """Extra ``generate`` options (here ``bad_words_ids``, which the redundancy-oracle benchmark
+    uses to keep the testbed model from opening a kind of redundancy) apply to every batch: the
+    token a random model generates most often greedily is never generated once it is banned, and
+    the sampler's own parameters cannot be overridden through them."""
+    import collections
+
+    import pytest
+
+    sampler = HFSampler.from_pretrained(str(tiny_model_dir), batch_size=2)
+    generate, rows = sampler.model.generate, []
+
+    def spy(**kwargs):  # the generated ids, before decoding (decoded text does not re-tokenize 1:1)
+        out = generate(**kwargs)
+        rows.extend(out[:, kwargs["input_ids"].shape[1]:].tolist())
+        return out
+
+    sampler.model.generate = spy
+    params = GenerationParams(n=1, temperature=0.0, top_p=1.0, max_tokens=8, seed=0)
+    prompts = [(f"p{i}", [{"role": "user", "content": f"What is {i} + {i}?"}]) for i in range(4)]
+    free = dict(sampler.generate(prompts, params))
+    top, _ = collections.Counter(t for row in rows for t in row).most_common(1)[0]
+    rows.clear()
+    banned = HFSampler(sampler.model, sampler.tokenizer, batch_size=2, generate_kwargs={"bad_words_ids": [[top]]})
+    out = dict(banned.generate(prompts, params))
+    assert sorted(out) == sorted(free) and len(rows) == 4  # two batches, both with the option
+    assert all(top not in row for row in rows)
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        HFSampler(sampler.model, sampler.tokenizer, generate_kwargs={"max_new_tokens": 3})

@@ -13,8 +13,8 @@ from o1pruner.grading import grade
 from o1pruner.spec import DatasetSpec
 from o1pruner.testbed.build import TESTBED_RECIPES, Recipe, lr_at
 from o1pruner.testbed.traces import (
-    TaskSpec, TraceStyle, make_problems, minimal_length, minimal_trace, redundancy_profile, sample_trace,
-    trace_answer,
+    ERROR_CAUSES, TaskSpec, TraceStyle, error_cause, make_problems, minimal_length, minimal_trace, redundancy_profile,
+    sample_trace, trace_answer,
 )
 
 TASK = TaskSpec()
@@ -161,3 +161,17 @@ def test_a_build_records_its_cpu_and_weights_hash_and_builds_compare_by_them(tmp
     assert not same_build(ident, dict(ident, weights_sha256="0" * 64))
     assert not same_build(older, dict(older, final_loss=older["final_loss"] + 0.0087))
     assert not same_build({}, {})  # nothing recorded names nothing
+
+
+def test_error_cause_reads_why_an_answer_is_wrong_off_its_first_solve():
+    """The causes the redundancy oracle counts, on answers the reference model really wrote
+    (problem ``5 #1 + 1 #2 - 1``, answer 5)."""
+    ops = [("+", 1), ("-", 1)]
+    assert error_cause(5, ops, 5, "#1 5 + 1 = 6 ; check 6 - 1 = 5 ok ; #2 6 - 5 = 1 ; answer \\boxed{ 1 }") == "operand"
+    assert error_cause(5, ops, 5, "#1 5 + 1 = 7 ; #2 7 - 1 = 6 ; answer \\boxed{ 6 }") == "arithmetic"
+    second_solve = "#1 5 + 1 = 6 ; #2 6 - 1 = 5 ; again #1 5 + 1 = 6 ; #2 6 - 2 = 4 ; same ; answer \\boxed{ 4 }"
+    assert error_cause(5, ops, 5, second_solve) == "after-first-solve"
+    assert error_cause(5, ops, 5, "guess 5 #1 + 1 #2 - 1 ≈ 10 ; answer \\boxed{ 10 }") == "other"
+    # a recompute of a step counts as part of the first solve (its operand too)
+    assert error_cause(5, ops, 5, "#1 5 + 1 = 6 ; wait #1 5 + 2 = 7 ; #2 7 - 1 = 6 ; answer \\boxed{ 6 }") == "operand"
+    assert set(ERROR_CAUSES) == {"operand", "arithmetic", "after-first-solve", "other"}

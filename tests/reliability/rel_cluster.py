@@ -12,48 +12,23 @@ CRDs, namespaces and events; kopf runs cluster-wide and standalone. Additions he
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import copy
 import logging
 import sys
-import time
-import uuid
-from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import kmock
 import kopf
-import yaml
 
-from o1pruner_operator import metrics
-from o1pruner_operator.handlers import build_registry
 from o1pruner_operator.settings import OperatorConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.append(str(ROOT / "tests"))  # appended: this folder's conftest must stay the first found
-import training_fakes  # noqa: E402  (tests/training_fakes.py)
-NS = "research"
+import kube_harness  # noqa: E402  (tests/kube_harness.py)
+from kube_harness import NS, wait_for  # noqa: E402,F401  (wait_for: the reliability tests import it from here)
 
-RESOURCES: dict[str, dict[str, Any]] = {
-    "apiextensions.k8s.io/v1/customresourcedefinitions": dict(kind="CustomResourceDefinition", namespaced=False),
-    "v1/namespaces": dict(kind="Namespace", namespaced=False),
-    "v1/events": dict(kind="Event", namespaced=True),
-    "v1/configmaps": dict(kind="ConfigMap", namespaced=True),
-    "v1/services": dict(kind="Service", namespaced=True),
-    "v1/pods": dict(kind="Pod", namespaced=True),
-    "v1/secrets": dict(kind="Secret", namespaced=True),
-    "apps/v1/deployments": dict(kind="Deployment", namespaced=True),
-    "batch/v1/jobs": dict(kind="Job", namespaced=True),
-    "kubeflow.org/v1/pytorchjobs": dict(kind="PyTorchJob", namespaced=True),
-    "trainer.kubeflow.org/v1alpha1/trainjobs": dict(kind="TrainJob", namespaced=True),
-    "networking.k8s.io/v1/networkpolicies": dict(kind="NetworkPolicy", namespaced=True),
-    "o1pruner.dev/v1alpha1/pruningjobs": dict(kind="PruningJob", namespaced=True, subresources={"status"}),
-}
-VERBS = {"get", "list", "watch", "create", "patch", "update", "delete"}
-KEYS = {key.rsplit("/", 1)[-1]: key for key in RESOURCES}
 #: the operator's children of one job, by kind
 CHILD_KINDS = ("configmaps", "deployments", "services", "jobs", "pytorchjobs", "trainjobs", "networkpolicies")
 
@@ -87,11 +62,7 @@ class Emulator(kmock.KubernetesEmulator):
     async def _handle(self, request):  # type: ignore[override]
         if not hasattr(self, "calls"):
             self.calls = []
-        if (request.resource is not None and request.action == kmock.action.CREATE
-                and isinstance(request.data, dict)):
-            meta = request.data.setdefault("metadata", {})
-            if not meta.get("name") and meta.get("generateName"):
-                meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
+        kube_harness.generate_name(request)
         outcome = "ok"
         try:
             return await super()._handle(request)
@@ -113,47 +84,21 @@ class Emulator(kmock.KubernetesEmulator):
 
 
 def example_job(name: str, namespace: str = NS, **spec_overrides: Any) -> dict[str, Any]:
-    """examples/pruningjob.yaml under another name, with server-side metadata."""
-    job = yaml.safe_load((ROOT / "examples" / "pruningjob.yaml").read_text())
-    job["metadata"] = {"name": name, "namespace": namespace, "uid": str(uuid.uuid4()), "generation": 1,
-                       "resourceVersion": "1", "creationTimestamp": "2026-11-28T12:00:00Z"}
-    job["spec"]["storage"]["uri"] = f"s3://o1pruner-runs/{name}"
-    job["spec"].update(spec_overrides)
-    return job
+    """examples/pruningjob.yaml under another name, with its own storage URI."""
+    return kube_harness.example_job(name, namespace, storage_uri=f"s3://o1pruner-runs/{name}", **spec_overrides)
 
 
-class Cluster:
-    """Test-side API client of the emulator, playing the controllers it lacks."""
+class Cluster(kube_harness.Cluster):
+    """The harness's cluster (through the emulator's bundled client), plus the request log and
+    views over many jobs."""
 
     def __init__(self, emu: Emulator):
-        self.emu = emu
+        super().__init__(emu)
         emu.calls = []
-
-    @property
-    def url(self) -> str:
-        return str(self.emu.servers[0].url).rstrip("/")
 
     @property
     def calls(self) -> list[Call]:
         return self.emu.calls
-
-    def obj(self, kind: str, name: str, ns: str = NS) -> dict[str, Any] | None:
-        res = kmock.resource(KEYS[kind])
-        for (r, n_s, n), o in list(self.emu.objects.items()):
-            if r == res and n_s == ns and n == name and not o.deleted:
-                return copy.deepcopy(dict(o.raw))
-        return None
-
-    def all(self, kind: str, ns: str | None = NS) -> list[dict[str, Any]]:
-        res = kmock.resource(KEYS[kind])
-        return [copy.deepcopy(dict(o.raw)) for (r, n_s, _), o in list(self.emu.objects.items())
-                if r == res and (ns is None or n_s == ns) and not o.deleted]
-
-    def index(self, kind: str, ns: str = NS) -> dict[str, Any]:
-        """name -> raw object of one kind, without copies (cheap enough to poll many jobs)."""
-        res = kmock.resource(KEYS[kind])
-        return {n: o.raw for (r, n_s, n), o in list(self.emu.objects.items())
-                if r == res and n_s == ns and not o.deleted}
 
     def status(self, name: str, ns: str = NS) -> dict[str, Any]:
         return dict((self.obj("pruningjobs", name, ns) or {}).get("status") or {})
@@ -177,69 +122,9 @@ class Cluster:
                 out[(c.resource, c.name)] = out.get((c.resource, c.name), 0) + 1
         return out
 
-    async def _check(self, resp: Any) -> Any:
-        async with resp as r:
-            body = await r.json(content_type=None)
-            assert r.status < 400, body
-            return body
-
-    def _path(self, kind: str, ns: str) -> str:
-        key = KEYS[kind]
-        group_version, plural = key.rsplit("/", 1)
-        base = f"/apis/{group_version}" if "/" in group_version else f"/api/{group_version}"
-        return f"{base}/namespaces/{ns}/{plural}"
-
-    async def create(self, kind: str, body: dict[str, Any], ns: str = NS) -> Any:
-        return await self._check(self.emu.clients[0].post(self._path(kind, ns), json=body))
-
-    async def patch(self, kind: str, name: str, patch: dict[str, Any], ns: str = NS, sub: str = "") -> Any:
-        path = self._path(kind, ns) + f"/{name}" + (f"/{sub}" if sub else "")
-        return await self._check(self.emu.clients[0].patch(
-            path, json=patch, headers={"Content-Type": "application/merge-patch+json"}))
-
-    async def delete(self, kind: str, name: str, ns: str = NS) -> Any:
-        return await self._check(self.emu.clients[0].delete(self._path(kind, ns) + f"/{name}"))
-
-    # -- controllers the emulator lacks
-    async def deployment_ready(self, name: str, ns: str = NS) -> None:
-        await self.patch("deployments", name, {"status": {"replicas": 1, "readyReplicas": 1, "availableReplicas": 1}}, ns)
-
-    async def job_done(self, name: str, ns: str = NS, *, failed: bool = False, reason: str = "BackoffLimitExceeded",
-                       message: str = "Job has reached the specified backoff limit") -> None:
-        cond = ({"type": "Failed", "status": "True", "reason": reason, "message": message} if failed
-                else {"type": "Complete", "status": "True"})
-        await self.patch("jobs", name, {"status": {"conditions": [cond], ("failed" if failed else "succeeded"): 1}}, ns)
-
-    async def pytorchjob(self, name: str, state: str, ns: str = NS) -> None:
-        cond = {"type": state, "status": "True", "reason": f"PyTorchJob{state}", "message": ""}
-        await self.patch("pytorchjobs", name, {"status": {"conditions": [cond]}}, ns)
-
-    async def training(self, job: str, state: str, backend: str, ns: str = NS) -> None:
-        """Play ``backend``'s training controller on ``<job>-train`` (see tests/training_fakes.py)."""
-        kind = training_fakes.TRAINING_KINDS[backend]
-        nodes = int(((self.obj(kind, f"{job}-train", ns) or {}).get("spec") or {}).get("completions") or 1)
-        await self.patch(kind, f"{job}-train", training_fakes.status_patch(backend, state, nodes=nodes), ns)
-
-    async def pod(self, name: str, labels: dict[str, str], status: dict[str, Any], ns: str = NS) -> None:
-        await self.create("pods", {"apiVersion": "v1", "kind": "Pod",
-                                   "metadata": {"name": name, "namespace": ns, "labels": labels},
-                                   "spec": {"containers": [{"name": "c", "image": "x"}]}, "status": status}, ns)
-
-
-async def wait_for(pred: Callable[[], Any], timeout: float = 20.0, what: str = "condition", poll: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(poll)
-
 
 def install(emu: Emulator) -> Cluster:
-    for key, info in RESOURCES.items():
-        emu.resources[key] = kmock.ResourceInfo(verbs=VERBS, **info)
+    kube_harness.register_resources(emu)
     return Cluster(emu)
 
 
@@ -249,30 +134,9 @@ def operator_config(cluster: Cluster, **kw: Any) -> OperatorConfig:
     return OperatorConfig(**(base | kw))
 
 
-@contextlib.asynccontextmanager
-async def operator(config: OperatorConfig, *, kill: bool = False) -> AsyncIterator[kopf.OperatorRegistry]:
-    """``async with operator(cfg):`` a fresh kopf operator in this loop. On exit it is stopped
-    gracefully (stop flag), or with ``kill=True`` cancelled at once, as a SIGKILL would."""
-    metrics.reset()
-    registry = build_registry(config)
-    stop, ready = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(kopf.operator(
-        registry=registry, clusterwide=True, standalone=True, stop_flag=stop, ready_flag=ready,
-    ))
-    await asyncio.wait_for(ready.wait(), 15)
-    try:
-        yield registry
-    finally:
-        if kill:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        else:
-            stop.set()
-            try:
-                await asyncio.wait_for(task, 20)
-            except asyncio.TimeoutError:
-                task.cancel()
+def operator(config: OperatorConfig, *, kill: bool = False) -> contextlib.AbstractAsyncContextManager[kopf.OperatorRegistry]:
+    """``async with operator(cfg):`` a fresh kopf operator in this loop (kube_harness.running_operator)."""
+    return kube_harness.running_operator(config, kill=kill)
 
 
 class ErrorLogs(logging.Handler):

@@ -17,10 +17,17 @@ from o1pruner.sampling.base import Completion, GenerationParams, Messages, Sampl
 class HFSampler(Sampler):
     name = "transformers"
 
-    def __init__(self, model, tokenizer, *, batch_size: int = 8):
+    def __init__(self, model, tokenizer, *, batch_size: int = 8, generate_kwargs: dict | None = None):
+        """``generate_kwargs``: further options of transformers' ``generate`` for every batch (for
+        example ``bad_words_ids``, which ``bench/redundancy_oracle.py`` uses to keep the testbed
+        model from opening a kind of redundancy); they may not replace the sampling parameters."""
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = batch_size
+        self.generate_kwargs = dict(generate_kwargs or {})
+        clash = set(self.generate_kwargs) & _OWN_GENERATE_KWARGS
+        if clash:
+            raise ValueError(f"generate_kwargs may not set {sorted(clash)}: they come from GenerationParams")
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         self.eos_ids = _eos_ids(model, tokenizer)
@@ -67,6 +74,7 @@ class HFSampler(Sampler):
                     num_return_sequences=params.n,
                     pad_token_id=self.tokenizer.pad_token_id,
                     eos_token_id=self.eos_ids,
+                    **self.generate_kwargs,
                 )
                 generated = out[:, enc["input_ids"].shape[1] :]
                 for i, (key, _) in enumerate(batch):
@@ -85,6 +93,11 @@ class HFSampler(Sampler):
                 break
         text = self.tokenizer.decode(ids[:length], skip_special_tokens=True)
         return Completion(text=text, tokens=length, finish_reason=finish if length <= max_tokens else "length")
+
+
+#: ``generate`` options the sampler sets itself, from :class:`GenerationParams` and the tokenizer.
+_OWN_GENERATE_KWARGS = {"do_sample", "temperature", "top_p", "top_k", "max_new_tokens", "num_return_sequences",
+                        "pad_token_id", "eos_token_id", "input_ids", "attention_mask"}
 
 
 def default_placement(cuda_available: bool) -> tuple[str, torch.dtype]:

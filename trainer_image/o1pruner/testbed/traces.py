@@ -206,3 +206,33 @@ def redundancy_profile(text: str) -> dict[str, int]:
     """
     words = text.split()
     return {kind: words.count(word) for kind, word in REDUNDANCY_MARKERS.items()}
+
+
+#: Why a wrong answer is wrong (:func:`error_cause`).
+ERROR_CAUSES = ("operand", "arithmetic", "after-first-solve", "other")
+
+
+def error_cause(start: int, ops: list | tuple, answer: int, text: str) -> str:
+    """Why the answer ``text`` to the chain ``start``, ``ops`` (whose result is ``answer``) is wrong.
+
+    Read off its first solve (everything before a second solve, ``again``; recomputes and fixes
+    included): ``operand`` when a step uses another operand than the problem's for its label,
+    ``arithmetic`` when a step's result is not its operation's, ``after-first-solve`` when the
+    first solve ends at the right value (the error came later: in this testbed, from the second
+    solve, whose result the answer takes), ``other`` otherwise (no steps, a guess, …).
+    """
+    first = text.split(" again ")[0].split()
+    operands = {LABELS[i]: int(b) for i, (_, b) in enumerate(ops)}
+    steps = [first[i:i + 7] for i in range(len(first) - 6)
+             if first[i] in operands and first[i + 4] == "=" and first[i + 6] == ";" and first[i + 2] in "+-"]
+    try:
+        parsed = [(w[0], int(w[1]), w[2], int(w[3]), int(w[5])) for w in steps]
+    except ValueError:
+        return "other"
+    if any(b != operands[label] for label, _, _, b, _ in parsed):
+        return "operand"
+    if any(apply(x, op, b) != y for _, x, op, b, y in parsed):
+        return "arithmetic"
+    last = [y for label, _, _, _, y in parsed if label == LABELS[len(ops) - 1]]
+    return "after-first-solve" if last and last[-1] == answer else "other"
+
