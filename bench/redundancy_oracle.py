@@ -54,7 +54,8 @@ SHORT_CUT = "guess"
 ROUNDS_GAP = 0.90
 #: Committed testbed results whose O1-Pruner λ = 2 row is set beside the oracle when they were
 #: measured on the same build of the model.
-O1_RESULTS = ("bench/results/testbed.json", "bench/results/tuning/testbed-intel.json")
+O1_RESULTS = ("bench/results/testbed.json", "bench/results/tuning/testbed-intel.json",
+              "bench/results/tuning/testbed-intel-t1536.json")
 
 
 def left_out_sets() -> list[tuple[str, ...]]:
@@ -140,7 +141,9 @@ def o1_pruner_beside(identity: dict, repo: Path = RESULTS.parents[1]) -> list[di
         if not same_build(identity, theirs):
             continue
         r = data["stats"]["rows"]["o1-lam2"]
-        out.append({"file": file, "seeds": len(r["per_seed"]), "accuracy": r["accuracy"],
+        c = data["config"]
+        out.append({"file": file, "seeds": len(r["per_seed"]), "train_count": c["train_count"],
+                    "epochs": c["steps"] * c["batch_size"] / (2 * c["train_count"]), "accuracy": r["accuracy"],
                     "mean_length": r["mean_length"], "length_change": r["length_change"],
                     "delta_accuracy": r["delta_accuracy"], "gap_closed": r["gap_closed"], "profile": r["profile"],
                     "per_seed_accuracy": [s["accuracy"] for s in r["per_seed"]]})
@@ -293,11 +296,11 @@ def render_markdown(data: dict) -> str:
             f"| base (nothing banned) | {base['accuracy']:.3f} | — | — | {base['mean_length']:.1f} | — | 0 % | "
             + " | ".join(f"{(base['profile'] or {}).get(k, 0):.2f}" for k in KINDS) + " |"]
     table = head + [_row(data["labels"][run], r) for run, r in stats["rows"].items()]
-    beside = ["| results | seeds | accuracy | Δacc, points [95 % CI] | mean length | Δlength % | gap closed | "
-              + " | ".join(KINDS) + " |", "|---" * (7 + len(KINDS)) + "|"]
+    beside = ["| results | seeds | training problems (epochs) | accuracy | Δacc, points [95 % CI] | mean length | "
+              "Δlength % | gap closed | " + " | ".join(KINDS) + " |", "|---" * (8 + len(KINDS)) + "|"]
     for o in data["o1_pruner_same_build"]:
         a = o["delta_accuracy"]
-        beside.append(f"| `{o['file']}` | {o['seeds']} | {o['accuracy']:.3f} | {100 * a['mean']:+.1f} [{100 * a['low']:+.1f}, "
+        beside.append(f"| `{o['file']}` | {o['seeds']} | {o['train_count']} ({o['epochs']:.1f}) | {o['accuracy']:.3f} | {100 * a['mean']:+.1f} [{100 * a['low']:+.1f}, "
                       f"{100 * a['high']:+.1f}] | {o['mean_length']:.1f} | {100 * o['length_change']['mean']:+.1f} | "
                       f"{100 * (o['gap_closed'] or 0):.0f} % | " + " | ".join(f"{o['profile'].get(k, 0):.2f}" for k in KINDS)
                       + " |")
@@ -317,7 +320,8 @@ def render_markdown(data: dict) -> str:
           for run, c in data["error_causes"].items()), "",
         "## What it shows", "", *findings(data), "",
         "## O1-Pruner (λ = 2) on the same build", "",
-        ("The testbed benchmark's O1-Pruner λ = 2 row measured on this build, pooled over its seeds (per-seed accuracy: "
+        ("The O1-Pruner λ = 2 rows of the testbed benchmark's runs on this build (settings in "
+         "`bench/results/tuning/README.md`), each pooled over its seeds (per-seed accuracy: "
          + "; ".join(f"`{o['file']}` " + " / ".join(f"{a:.3f}" for a in o["per_seed_accuracy"])
                      for o in data["o1_pruner_same_build"]) + ").") if data["o1_pruner_same_build"]
         else "No committed testbed result was measured on this build.", "",

@@ -692,6 +692,19 @@ def build_row(data: dict, file: str, run: str = "o1-lam2") -> str:
             f"{' / '.join(format(100 * (s['accuracy'] - base['accuracy']), '+.1f') for s in seeds)} |")
 
 
+def tuning_row(data: dict, file: str, run: str = "o1-lam2") -> str:
+    """One row of bench/results/tuning/README.md from a results JSON: where the model was built,
+    its build's final loss, seeds × held-out problems, training problems (and the epochs the
+    optimizer steps make of their 2 samples each), steps, learning rate and ``run``'s figures."""
+    r, c = data["stats"]["rows"][run], data["config"]
+    a = r["delta_accuracy"]
+    epochs = c["steps"] * c["batch_size"] / (2 * c["train_count"])
+    return (f"| `{file}` | {data['machine']['cpu']} | {data['model']['build']['final_loss']} | "
+            f"{len(c['seeds'])} × {c['eval_count']} | {c['train_count']} ({epochs:.1f}) | {c['steps']} | "
+            f"{c['learning_rate']:g} | {100 * r['length_change']['mean']:+.1f} % | "
+            f"{100 * a['mean']:+.1f} [{100 * a['low']:+.1f}, {100 * a['high']:+.1f}] |")
+
+
 def publish(result: dict, render=None) -> None:
     """Write bench/results/<benchmark>.json, render its md / png (``render``, default
     :func:`render_results`) and print the md."""

@@ -201,14 +201,10 @@ def test_tuning_runs_table_is_what_their_jsons_say():
     text = (tuning / "README.md").read_text()
     jsons = sorted(tuning.glob("*.json"))
     assert jsons
+    testbed = _bench_module("testbed")
     for path in jsons:
         data = _load(path)
-        r, c = data["stats"]["rows"]["o1-lam2"], data["config"]
-        a = r["delta_accuracy"]
-        line = (f"| `{path.name}` | {data['machine']['cpu']} | {data['model']['build']['final_loss']} | "
-                f"{len(c['seeds'])} × {c['eval_count']} | {c['steps']} | {c['learning_rate']:g} | "
-                f"{100 * r['length_change']['mean']:+.1f} % | "
-                f"{100 * a['mean']:+.1f} [{100 * a['low']:+.1f}, {100 * a['high']:+.1f}] |")
+        line = testbed.tuning_row(data, path.name)
         assert line in text, line
         assert data["command"] == shlex.join(["python", "bench/testbed.py", *data["argv"]])
 
