@@ -88,22 +88,21 @@ def evaluate(cfg: testbed.Config) -> None:
     from o1pruner.pipeline import base_model_path, phase_evaluate
     from o1pruner.sampling.hf import HFSampler
 
-    runs = [("base", None)] + [(run_name(s), s) for s in left_out_sets()]
-    sampler = None
+    loaded = None  # the model, loaded once, shared by every structure's sampler
     try:
-        for run, left_out in runs:
+        for run, words in [("base", [])] + [(run_name(s), banned_words(s)) for s in left_out_sets()]:
             ctx = testbed._ctx(_job(cfg, run))
             if ctx.manifest.is_done("evaluate-base"):
                 continue
-            if sampler is None:
-                sampler = HFSampler.from_pretrained(base_model_path(ctx), batch_size=64)
-            ids = [[sampler.tokenizer.convert_tokens_to_ids(w)] for w in banned_words(left_out)] if left_out is not None else None
-            sampler.generate_kwargs = {"bad_words_ids": ids} if ids else {}
-            log.info("%s: banning %s", run, banned_words(left_out) if left_out is not None else "nothing")
+            loaded = loaded or HFSampler.from_pretrained(base_model_path(ctx), batch_size=64)
+            ids = [[loaded.tokenizer.convert_tokens_to_ids(w)] for w in words]
+            sampler = HFSampler(loaded.model, loaded.tokenizer, batch_size=64,
+                                generate_kwargs={"bad_words_ids": ids} if ids else None)
+            log.info("%s: banning %s", run, words or "nothing")
             phase_evaluate(ctx, "base", sampler=sampler)
     finally:
-        if sampler is not None:
-            sampler.close()
+        if loaded is not None:
+            loaded.close()
 
 
 def collect(cfg: testbed.Config) -> dict:
@@ -121,7 +120,7 @@ def collect(cfg: testbed.Config) -> dict:
         counts = dict.fromkeys(ERROR_CAUSES, 0)
         for p in problems:
             if not recs[p.id]["correct"]:
-                counts[error_cause(p.meta["start"], p.meta["ops"], int(p.answer), recs[p.id]["text"])] += 1
+                counts[error_cause(p.meta["ops"], int(p.answer), recs[p.id]["text"])] += 1
         causes[run] = counts
     rec = lambda run: testbed._arrays(records[run], ids)  # noqa: E731
     return {"problem_ids": ids, "difficulty": [p.difficulty for p in problems],
@@ -143,7 +142,7 @@ def o1_pruner_beside(identity: dict, repo: Path = RESULTS.parents[1]) -> list[di
         r = data["stats"]["rows"]["o1-lam2"]
         c = data["config"]
         out.append({"file": file, "seeds": len(r["per_seed"]), "train_count": c["train_count"],
-                    "epochs": c["steps"] * c["batch_size"] / (2 * c["train_count"]), "accuracy": r["accuracy"],
+                    "epochs": testbed.epochs(c), "accuracy": r["accuracy"],
                     "mean_length": r["mean_length"], "length_change": r["length_change"],
                     "delta_accuracy": r["delta_accuracy"], "gap_closed": r["gap_closed"], "profile": r["profile"],
                     "per_seed_accuracy": [s["accuracy"] for s in r["per_seed"]]})
@@ -171,16 +170,11 @@ def bracket(profile: dict[str, float], base_profile: dict[str, float]) -> tuple[
 
 
 def build_result(cfg: testbed.Config, record: dict, results_dir: Path = RESULTS) -> dict:
-    from o1pruner.paired import mcnemar_exact
-
     per_problem = collect(cfg)
     path = results_dir / f"{NAME}_per_problem.json.gz"
     with gzip.GzipFile(path, "wb", mtime=0) as fh:
         fh.write(json.dumps(per_problem, separators=(",", ":")).encode())
     stats = testbed.summarize(per_problem)
-    base_c = [bool(c) for c in per_problem["base"]["0"]["correct"]]
-    for run, r in stats["rows"].items():
-        r["mcnemar"] = mcnemar_exact(base_c, [bool(c) for c in per_problem["methods"][run]["0"]["correct"]])
     labels = {run_name(s): label(s) for s in left_out_sets()}
     model = testbed.model_record(cfg.model)
     return {
@@ -198,8 +192,9 @@ def build_result(cfg: testbed.Config, record: dict, results_dir: Path = RESULTS)
 
 
 def _row(label_text: str, r: dict) -> str:
-    a, ln, m = r["delta_accuracy"], r["length_change"], r.get("mcnemar")
-    mc = f"{m['gained']} / {m['lost']} (p {m['p_value']:.2g})" if m else "—"
+    a, ln, (seed,) = r["delta_accuracy"], r["length_change"], r["per_seed"]  # greedy: one "seed"
+    m = seed["mcnemar"]
+    mc = f"{m['gained']} / {m['lost']} (p {m['p_value']:.2g})"
     prof = r.get("profile") or {}
     return (f"| {label_text} | {r['accuracy']:.3f} | {100 * a['mean']:+.1f} [{100 * a['low']:+.1f}, {100 * a['high']:+.1f}] "
             f"| {mc} | {r['mean_length']:.1f} | {100 * ln['mean']:+.1f} | {100 * (r['gap_closed'] or 0):.0f} % | "

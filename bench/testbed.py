@@ -44,6 +44,8 @@ TITLE = "O1-Pruner on the long-thought testbed (paper Tables 2 and 3, small scal
 REWARD_LABELS = {"kimi-length": "Kimi k1.5 length penalty", "efficient-reasoning": "Efficient reasoning (RLOO, α=0.2)"}
 MODEL = "embedded:longthought-arith"
 TARGETS = {"length_change": -0.45, "gap_closed": 0.75, "accuracy_ci_low": -0.02}
+#: Reference samples per training problem that become training examples (the authors' 2 of K).
+SAMPLES_PER_PROBLEM = 2
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,8 @@ def job(cfg: Config, seed: int, name: str, storage: Path, training: dict | None 
             },
             "prompt": {"system": ""},
             "sampling": {"k": cfg.k, "temperature": cfg.temperature, "topP": 1.0, "maxTokens": cfg.max_tokens,
-                         "seed": seed, "samplesPerProblem": 2, "backend": "transformers", "batchSize": 64},
+                         "seed": seed, "samplesPerProblem": SAMPLES_PER_PROBLEM, "backend": "transformers",
+                         "batchSize": 64},
             "training": {"deepspeed": {"enabled": False}, "learningRate": cfg.learning_rate, "epochs": 1,
                          "batchSize": cfg.batch_size, "microBatchSize": cfg.batch_size, "maxLength": cfg.max_length,
                          "lrScheduler": "cosine", "warmupRatio": 0.1, "checkpointEverySteps": 100000, "seed": seed,
@@ -122,6 +125,12 @@ def _sampler(path: str):
 def _epochs_for(n_examples: int, cfg: Config) -> int:
     """Whole epochs that cover ``cfg.steps`` optimizer steps (training stops at ``cfg.steps``)."""
     return max(1, math.ceil(cfg.steps * cfg.batch_size / max(1, n_examples)))
+
+
+def epochs(config: dict) -> float:
+    """How many passes over the training examples (``SAMPLES_PER_PROBLEM`` per training problem)
+    a results JSON's ``config`` made of its optimizer steps."""
+    return config["steps"] * config["batch_size"] / (SAMPLES_PER_PROBLEM * config["train_count"])
 
 
 def _one_thread() -> None:
@@ -698,9 +707,8 @@ def tuning_row(data: dict, file: str, run: str = "o1-lam2") -> str:
     optimizer steps make of their 2 samples each), steps, learning rate and ``run``'s figures."""
     r, c = data["stats"]["rows"][run], data["config"]
     a = r["delta_accuracy"]
-    epochs = c["steps"] * c["batch_size"] / (2 * c["train_count"])
     return (f"| `{file}` | {data['machine']['cpu']} | {data['model']['build']['final_loss']} | "
-            f"{len(c['seeds'])} × {c['eval_count']} | {c['train_count']} ({epochs:.1f}) | {c['steps']} | "
+            f"{len(c['seeds'])} × {c['eval_count']} | {c['train_count']} ({epochs(c):.1f}) | {c['steps']} | "
             f"{c['learning_rate']:g} | {100 * r['length_change']['mean']:+.1f} % | "
             f"{100 * a['mean']:+.1f} [{100 * a['low']:+.1f}, {100 * a['high']:+.1f}] |")
 

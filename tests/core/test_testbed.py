@@ -167,11 +167,11 @@ def test_error_cause_reads_why_an_answer_is_wrong_off_its_first_solve():
     """The causes the redundancy oracle counts, on answers the reference model really wrote
     (problem ``5 #1 + 1 #2 - 1``, answer 5)."""
     ops = [("+", 1), ("-", 1)]
-    assert error_cause(5, ops, 5, "#1 5 + 1 = 6 ; check 6 - 1 = 5 ok ; #2 6 - 5 = 1 ; answer \\boxed{ 1 }") == "operand"
-    assert error_cause(5, ops, 5, "#1 5 + 1 = 7 ; #2 7 - 1 = 6 ; answer \\boxed{ 6 }") == "arithmetic"
+    assert error_cause(ops, 5, "#1 5 + 1 = 6 ; check 6 - 1 = 5 ok ; #2 6 - 5 = 1 ; answer \\boxed{ 1 }") == "operand"
+    assert error_cause(ops, 5, "#1 5 + 1 = 7 ; #2 7 - 1 = 6 ; answer \\boxed{ 6 }") == "arithmetic"
     second_solve = "#1 5 + 1 = 6 ; #2 6 - 1 = 5 ; again #1 5 + 1 = 6 ; #2 6 - 2 = 4 ; same ; answer \\boxed{ 4 }"
-    assert error_cause(5, ops, 5, second_solve) == "after-first-solve"
-    assert error_cause(5, ops, 5, "guess 5 #1 + 1 #2 - 1 ≈ 10 ; answer \\boxed{ 10 }") == "other"
+    assert error_cause(ops, 5, second_solve) == "after-first-solve"
+    assert error_cause(ops, 5, "guess 5 #1 + 1 #2 - 1 ≈ 10 ; answer \\boxed{ 10 }") == "other"
     # a recompute of a step counts as part of the first solve (its operand too)
-    assert error_cause(5, ops, 5, "#1 5 + 1 = 6 ; wait #1 5 + 2 = 7 ; #2 7 - 1 = 6 ; answer \\boxed{ 6 }") == "operand"
+    assert error_cause(ops, 5, "#1 5 + 1 = 6 ; wait #1 5 + 2 = 7 ; #2 7 - 1 = 6 ; answer \\boxed{ 6 }") == "operand"
     assert set(ERROR_CAUSES) == {"operand", "arithmetic", "after-first-solve", "other"}

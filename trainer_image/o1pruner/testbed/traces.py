@@ -212,8 +212,8 @@ def redundancy_profile(text: str) -> dict[str, int]:
 ERROR_CAUSES = ("operand", "arithmetic", "after-first-solve", "other")
 
 
-def error_cause(start: int, ops: list | tuple, answer: int, text: str) -> str:
-    """Why the answer ``text`` to the chain ``start``, ``ops`` (whose result is ``answer``) is wrong.
+def error_cause(ops: list | tuple, answer: int, text: str) -> str:
+    """Why the answer ``text`` to a chain of operations ``ops`` (whose result is ``answer``) is wrong.
 
     Read off its first solve (everything before a second solve, ``again``; recomputes and fixes
     included): ``operand`` when a step uses another operand than the problem's for its label,
@@ -224,7 +224,7 @@ def error_cause(start: int, ops: list | tuple, answer: int, text: str) -> str:
     first = text.split(" again ")[0].split()
     operands = {LABELS[i]: int(b) for i, (_, b) in enumerate(ops)}
     steps = [first[i:i + 7] for i in range(len(first) - 6)
-             if first[i] in operands and first[i + 4] == "=" and first[i + 6] == ";" and first[i + 2] in "+-"]
+             if first[i] in operands and first[i + 2] in ("+", "-") and first[i + 4] == "=" and first[i + 6] == ";"]
     try:
         parsed = [(w[0], int(w[1]), w[2], int(w[3]), int(w[5])) for w in steps]
     except ValueError:
