@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -173,10 +174,27 @@ class Cluster:
         patch = training_fakes.status_patch(backend, state, nodes=nodes, reason=reason, message=message)
         await self.patch(kind, f"{job}-train", patch, ns)
 
+    async def evaluation_done(self, stem: str, results: dict[str, Any], ns: str = NS) -> None:
+        """The eval Job ``<stem>-evaluate`` succeeds, its pod's termination message ``results``."""
+        labels = self.obj("jobs", f"{stem}-evaluate", ns)["spec"]["template"]["metadata"]["labels"]
+        await self.pod(f"{stem}-evaluate-abcde", labels, {"phase": "Succeeded", "containerStatuses": [
+            {"name": "evaluate", "restartCount": 0, "state": {"terminated": {
+                "exitCode": 0, "reason": "Completed", "message": json.dumps(results),
+                "finishedAt": "2026-11-28T13:00:00Z"}}}]}, ns)
+        await self.job_done(f"{stem}-evaluate", ns)
+
     async def pod(self, name: str, labels: dict[str, str], status: dict[str, Any], ns: str = NS) -> None:
         await self.create("pods", {"apiVersion": "v1", "kind": "Pod",
                                    "metadata": {"name": name, "namespace": ns, "labels": labels},
                                    "spec": {"containers": [{"name": "c", "image": "x"}]}, "status": status}, ns)
+
+
+def operator_config(kube_server: str, **overrides: Any) -> OperatorConfig:
+    """The operator's settings for these tests: this emulator, fast resyncs, no metrics port or
+    liveness endpoint, plain logs; ``overrides`` replace any of them."""
+    base = dict(kube_server=kube_server, resync_seconds=0.1, metrics_port=0, liveness_endpoint="",
+                log_format="plain", crashloop_restarts=3, training_backend="pytorchjob")
+    return OperatorConfig(**(base | overrides))
 
 
 @contextlib.asynccontextmanager

@@ -5,7 +5,6 @@ training-operator (they mark children ready/complete/failed)."""
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -79,15 +78,6 @@ class Cluster(kube_harness.Cluster):
         """The harness's training controller, for the operator's backend unless ``backend``."""
         await super().training(job, state, backend or self.backend, **kw)
 
-    async def evaluation_done(self, stem: str, results: dict[str, Any]) -> None:
-        """The eval Job ``<stem>-evaluate`` succeeds, its pod's termination message ``results``."""
-        labels = self.obj("jobs", f"{stem}-evaluate")["spec"]["template"]["metadata"]["labels"]
-        await self.pod(f"{stem}-evaluate-abcde", labels, {"phase": "Succeeded", "containerStatuses": [
-            {"name": "evaluate", "restartCount": 0, "state": {"terminated": {
-                "exitCode": 0, "reason": "Completed", "message": json.dumps(results),
-                "finishedAt": "2026-11-28T13:00:00Z"}}}]})
-        await self.job_done(f"{stem}-evaluate")
-
 
 @pytest.fixture()
 def kmock_options() -> dict[str, Any]:
@@ -111,9 +101,7 @@ def training_backend() -> str:
 @pytest.fixture()
 def operator_config(cluster: Cluster, training_backend: str) -> OperatorConfig:
     cluster.backend = training_backend
-    return OperatorConfig(kube_server=cluster.url, resync_seconds=0.1, metrics_port=0,
-                          liveness_endpoint="", log_format="plain", crashloop_restarts=3,
-                          training_backend=training_backend)
+    return kube_harness.operator_config(cluster.url, training_backend=training_backend)
 
 
 @pytest.fixture()

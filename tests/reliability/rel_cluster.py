@@ -1,8 +1,7 @@
 """The real kopf operator against kmock's Kubernetes emulator, for the reliability tests.
 
-Own harness (``tests/operator``'s fixtures live in a conftest, not an importable module), built
-on the same documented workarounds (see /work/shared/notes/test-tooling.md): the emulator lists
-CRDs, namespaces and events; kopf runs cluster-wide and standalone. Additions here:
+Built on tests/kube_harness.py (resources, the test-side cluster client, the kopf runner),
+which the operator tests share. Additions here:
 
 * every API request is recorded (verb, group, resource, namespace, name, outcome), for the
   duplicate-children, RBAC and secret-access checks;
@@ -129,9 +128,7 @@ def install(emu: Emulator) -> Cluster:
 
 
 def operator_config(cluster: Cluster, **kw: Any) -> OperatorConfig:
-    base = dict(kube_server=cluster.url, resync_seconds=0.1, metrics_port=0, liveness_endpoint="",
-                log_format="plain", crashloop_restarts=3, training_backend="pytorchjob")
-    return OperatorConfig(**(base | kw))
+    return kube_harness.operator_config(cluster.url, **kw)
 
 
 def operator(config: OperatorConfig, *, kill: bool = False) -> contextlib.AbstractAsyncContextManager[kopf.OperatorRegistry]:
@@ -152,8 +149,6 @@ class ErrorLogs(logging.Handler):
 
 async def drive_lifecycle(cluster: Cluster, name: str, results: dict[str, Any] | None = None) -> None:
     """With an operator running: play the controllers until job ``name`` has Succeeded."""
-    import json
-
     await wait_for(lambda: cluster.obj("deployments", f"{name}-sampler-reference"), what="reference sampler")
     await cluster.deployment_ready(f"{name}-sampler-reference")
     await wait_for(lambda: cluster.obj("jobs", f"{name}-sample"), what="sample Job")
@@ -163,13 +158,8 @@ async def drive_lifecycle(cluster: Cluster, name: str, results: dict[str, Any] |
     await wait_for(lambda: cluster.obj("deployments", f"{name}-sampler-pruned"), what="pruned sampler")
     await cluster.deployment_ready(f"{name}-sampler-pruned")
     await wait_for(lambda: cluster.obj("jobs", f"{name}-evaluate"), what="eval Job")
-    labels = cluster.obj("jobs", f"{name}-evaluate")["spec"]["template"]["metadata"]["labels"]
-    message = json.dumps(results or {"datasets": {"d": {"baseAccuracy": 0.5, "prunedAccuracy": 0.5,
-                                                        "baseLength": 10.0, "prunedLength": 8.0}}})
-    await cluster.pod(f"{name}-evaluate-p1", labels, {"phase": "Succeeded", "containerStatuses": [
-        {"name": "evaluate", "restartCount": 0, "state": {"terminated": {
-            "exitCode": 0, "reason": "Completed", "message": message, "finishedAt": "2026-11-28T13:00:00Z"}}}]})
-    await cluster.job_done(f"{name}-evaluate")
+    await cluster.evaluation_done(name, results or {"datasets": {"d": {
+        "baseAccuracy": 0.5, "prunedAccuracy": 0.5, "baseLength": 10.0, "prunedLength": 8.0}}})
     await wait_for(lambda: cluster.phase(name) == "Succeeded", what="Succeeded")
 
 
