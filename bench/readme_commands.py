@@ -71,7 +71,9 @@ def measure(only: set[str]) -> dict:
                 report = json.loads((clone / "runs" / "local-testbed" / "report" / "report.json").read_text())
                 build = json.loads(next((cache / "models").glob("longthought-arith-*/testbed.json")).read_text())
                 rec.update({"model": {"digest": build["digest"], "build_seconds": build["build"]["train_seconds"],
-                                      "parameters": build["build"]["parameters"]},
+                                      "parameters": build["build"]["parameters"],
+                                      "weights_sha256": build["build"].get("weights_sha256"),
+                                      "cpu_capability": build["build"].get("cpu_capability")},
                             "average": report["results"]["average"], "paired": report["paired"],
                             "tokens": report["tokens"]})
             out["local"] = rec
@@ -119,8 +121,22 @@ def render_local(rec: dict | None) -> str:
         f"{paired['mcnemar']['p_value']:.2g}); AES {avg['aes']:.3f}; {rec['tokens']['saved']:,} tokens saved. One "
         f"seed and one configuration: `bench/results/testbed.md` has three seeds and the baselines. The "
         f"model is built where it runs, and its weights depend on the kind of CPU (docs/testbed.md, *One recipe, "
-        f"two builds*): these figures are for the build an {m['cpu']} makes, the one the benchmarks measured."
+        f"two builds*): {_which_build(rec['model'], m)}"
     )
+
+
+def _which_build(model: dict, m: dict) -> str:
+    """Whether the local run's build is the one the testbed benchmark measured (by weights hash)."""
+    bench = json.loads((RESULTS / "testbed.json").read_text())["model"].get("identity", {})
+    sha, bench_sha = model.get("weights_sha256"), bench.get("weights_sha256")
+    where = f"{m['cpu']}" + (f", {model['cpu_capability']}" if model.get("cpu_capability") else "")
+    if sha and bench_sha and sha == bench_sha:
+        return (f"these figures are for the build this {where} machine makes (weights SHA-256 {sha[:12]}), the one "
+                "the benchmarks measured.")
+    if sha and bench_sha:
+        return (f"these figures are for the build this {where} machine makes (weights SHA-256 {sha[:12]}); the "
+                f"benchmarks measured another build ({bench_sha[:12]}).")
+    return f"these figures are for the build an {m['cpu']} makes."
 
 
 def render_test(rec: dict | None) -> str:

@@ -24,7 +24,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 RESULTS = HERE / "results"
-ORDER = ["sampler_throughput", "trainer_efficiency", "testbed", "length_rewards", "rounds", "redundancy_oracle", "table2",
+ORDER = ["sampler_throughput", "trainer_efficiency", "testbed_build", "testbed", "length_rewards", "rounds", "redundancy_oracle", "table2",
          "lambda_ablation"]
 
 

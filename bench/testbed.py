@@ -70,7 +70,13 @@ class Config:
 
     @property
     def root(self) -> Path:
-        return Path(self.work) / f"testbed-{self.tag}"
+        """The work directory; named by the testbed recipe's hash too, so that a changed recipe
+        never resumes the samples and checkpoints of another model."""
+        from o1pruner.testbed.build import TESTBED_RECIPES
+
+        name = self.model.removeprefix("embedded:")
+        recipe = f"-{TESTBED_RECIPES[name].digest()}" if name in TESTBED_RECIPES else ""
+        return Path(self.work) / f"testbed-{self.tag}{recipe}"
 
 
 #: run name -> (table label, training overrides)

@@ -235,12 +235,34 @@ def test_docs_table_of_the_two_builds_is_what_their_jsons_say():
     """docs/testbed.md, *One recipe, two builds*: one row per build, rendered from its JSON."""
     testbed = _bench_module("testbed")
     text = (REPO / "docs" / "testbed.md").read_text()
-    for rel in ("bench/results/testbed.json", "bench/results/tuning/testbed-intel.json"):
+    for rel in ("bench/results/tuning/testbed-amd.json", "bench/results/tuning/testbed-intel.json"):
         row = testbed.build_row(_load(REPO / rel), rel)
         assert row in text, row
-    amd, intel = _load(RESULTS / "testbed.json"), _load(RESULTS / "tuning" / "testbed-intel.json")
+    amd, intel = _load(RESULTS / "tuning" / "testbed-amd.json"), _load(RESULTS / "tuning" / "testbed-intel.json")
     assert amd["model"]["digest"] == intel["model"]["digest"]  # one recipe
     assert amd["model"]["build"]["final_loss"] != intel["model"]["build"]["final_loss"]  # two builds
     same = ("seeds", "train_count", "eval_count", "k", "temperature", "max_tokens", "steps", "batch_size",
             "learning_rate", "max_length")
     assert {k: amd["config"][k] for k in same} == {k: intel["config"][k] for k in same}  # same settings
+
+
+def test_testbed_build_benchmark_summarizes_its_runs_side_by_side():
+    """bench/testbed_build.py: per-step time averaged over each variant's runs, speed-up against
+    the unbucketed one-thread variant, and whether the thread count changed the weights."""
+    tb = _bench_module("testbed_build")
+    runs = {"unbucketed-1t": [{"seconds": 30.0, "padding_fraction": 0.42, "weights": "a"},
+                              {"seconds": 32.0, "padding_fraction": 0.42, "weights": "a"}],
+            "bucketed-1t": [{"seconds": 17.0, "padding_fraction": 0.09, "weights": "b"},
+                            {"seconds": 17.0, "padding_fraction": 0.09, "weights": "b"}],
+            "bucketed-2t": [{"seconds": 10.0, "padding_fraction": 0.09, "weights": "b"},
+                            {"seconds": 10.0, "padding_fraction": 0.09, "weights": "b"}]}
+    rows = {r["variant"]: r for r in tb.summarize(runs, steps=10)}
+    assert rows["unbucketed-1t"]["seconds_per_step"] == pytest.approx(3.1)
+    assert rows["bucketed-2t"]["speedup"] == pytest.approx(3.1)
+    assert rows["unbucketed-1t"]["speedup"] == 1.0
+    data = {"rows": list(rows.values()), "steps": 10, "recipe_steps": 1000,
+            "build": {"train_seconds": 271.0, "cpu": "AMD EPYC", "cpu_capability": "AVX512"}}
+    assert "gave the same weights" in tb.notes_for(data)
+    rows["bucketed-2t"]["weights"] = "c"
+    assert "gave different weights" in tb.notes_for(data)
+    assert "3.10x" in tb.docs_summary(data)["measured"]

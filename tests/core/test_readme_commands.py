@@ -88,3 +88,18 @@ def test_nothing_measured_says_so():
     rc = _module()
     text = rc.render({})
     assert "Not yet measured" in text["local"] and "not yet measured" in text["test"]
+
+
+def test_local_run_paragraph_says_whether_its_build_is_the_benchmarked_one():
+    """The CPU's name does not name a build (two AMD EPYCs built different weights from one
+    recipe): the paragraph compares the weights' hash with the testbed benchmark's."""
+    rc = _module()
+    bench_sha = json.loads((REPO / "bench" / "results" / "testbed.json").read_text())["model"]["identity"]["weights_sha256"]
+    rec = _sample_record()
+    rec["local"]["model"].update(weights_sha256=bench_sha, cpu_capability="AVX512")
+    assert f"(weights SHA-256 {bench_sha[:12]}), the one the benchmarks measured" in rc.render(rec)["local"]
+    rec["local"]["model"]["weights_sha256"] = "f" * 64
+    other = rc.render(rec)["local"]
+    assert "ffffffffffff" in other and f"the benchmarks measured another build ({bench_sha[:12]})" in other
+    del rec["local"]["model"]["weights_sha256"]  # a record from before builds were hashed
+    assert rc.render(rec)["local"].endswith("these figures are for the build an AMD EPYC makes.")

@@ -11,7 +11,7 @@ import pytest
 from o1pruner.data import generate_longthought, load_dataset
 from o1pruner.grading import grade
 from o1pruner.spec import DatasetSpec
-from o1pruner.testbed.build import TESTBED_RECIPES, Recipe, lr_at
+from o1pruner.testbed.build import TESTBED_RECIPES, Recipe, batches, label_tokens, length_bucketed, lr_at
 from o1pruner.testbed.traces import (
     ERROR_CAUSES, TaskSpec, TraceStyle, error_cause, make_problems, minimal_length, minimal_trace, redundancy_profile,
     sample_trace, trace_answer,
@@ -119,9 +119,65 @@ def test_recipe_digest_names_every_setting():
     assert base.digest() == Recipe().digest()
     variants = [replace(base, steps=base.steps + 1), replace(base, seed=base.seed + 1),
                 replace(base, style=replace(base.style, p_check=0.5)),
-                replace(base, task=replace(base.task, max_operand=9))]
+                replace(base, task=replace(base.task, max_operand=9)),
+                replace(base, threads=1), replace(base, length_buckets=1)]
     assert len({base.digest(), *(v.digest() for v in variants)}) == 1 + len(variants)
     assert "longthought-arith" in TESTBED_RECIPES
+
+
+def test_length_buckets_keep_every_example_and_cut_padding():
+    rng = random.Random(3)
+    examples = [([0] * rng.randint(20, 190), []) for _ in range(256)]
+    buckets = length_bucketed(examples, 32, random.Random(5))
+    assert sorted(map(id, (e for b in buckets for e in b))) == sorted(map(id, examples))
+    assert [len(b) for b in buckets] == [32] * 8
+    assert buckets != length_bucketed(examples, 32, random.Random(6))  # the order is shuffled
+
+    def padding(batches_):
+        cells = sum(len(b) * max(len(e[0]) for e in b) for b in batches_)
+        return 1 - sum(len(e[0]) for e in examples) / cells
+
+    unsorted = [examples[i: i + 32] for i in range(0, 256, 32)]
+    assert padding(buckets) < 0.1 < 0.3 < padding(unsorted)
+
+
+def test_build_batches_are_fresh_bucketed_and_as_many_as_steps():
+    from o1pruner.testbed.vocab import build_tokenizer
+
+    recipe = replace(Recipe(), steps=11, batch_size=8, length_buckets=4)
+    tok = build_tokenizer(recipe.task, recipe.style)
+    got = list(batches(random.Random(recipe.seed), tok, recipe))
+    assert [len(rows) for rows, _ in got] == [8] * 11
+    ids_seen = [tuple(ids) for rows, _ in got for ids, _ in rows]
+    assert len(set(ids_seen)) > 0.9 * len(ids_seen)  # fresh traces, not one pool reused
+    for start in (0, 4):  # a group's batches are slices of its rows sorted by length
+        group = got[start: start + 4]
+        spans = sorted((min(len(ids) for ids, _ in rows), max(len(ids) for ids, _ in rows)) for rows, _ in group)
+        assert all(hi <= lo for (_, hi), (lo, _) in zip(spans, spans[1:]))
+        # every batch of a group divides by the group's mean loss tokens, so each token weighs the same
+        assert {per for _, per in group} == {sum(label_tokens(rows) for rows, _ in group) / 4}
+    assert got[-1][1] == sum(label_tokens(rows) for rows, _ in got[8:]) / 3  # the last, shorter group
+    for ids, labels in got[0][0]:
+        assert len(ids) == len(labels) and ids[-1] == tok.eos_token_id and labels[0] == -100
+    assert got == list(batches(random.Random(recipe.seed), tok, recipe))  # deterministic
+
+
+def test_build_loss_is_the_summed_token_loss_over_the_given_divisor():
+    """The build passes its divisor to the model (``num_items_in_batch``): the loss is the sum of
+    the batch's token losses over it, not the batch's own token mean."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=16, hidden_size=8, intermediate_size=16, num_hidden_layers=1,
+                                         num_attention_heads=2, num_key_value_heads=2))
+    ids = torch.randint(0, 16, (2, 6))
+    labels = ids.clone()
+    labels[:, :2] = -100
+    mean = model(input_ids=ids, labels=labels).loss
+    n = int((labels[:, 1:] != -100).sum())
+    summed = model(input_ids=ids, labels=labels, num_items_in_batch=torch.tensor(3.0 * n)).loss
+    assert summed.item() == pytest.approx(mean.item() / 3, rel=1e-5)
 
 
 def test_learning_rate_warms_up_then_decays():

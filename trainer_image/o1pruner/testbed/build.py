@@ -2,13 +2,15 @@
 
 The model is a small Llama (``LlamaForCausalLM``) trained with next-token cross-entropy on the
 answer tokens of traces drawn from :func:`o1pruner.testbed.traces.sample_trace` (prompt tokens
-masked), fresh data every step, AdamW with linear warm-up and cosine decay. Everything follows
-from the :class:`Recipe`: the same recipe on the same torch build and the same kind of CPU
-gives the same weights (one CPU thread), and the cache directory is named by a hash of the
-recipe, so changing any setting builds a new model instead of reusing a stale one. Another
-kind of CPU builds other weights: torch's kernels round differently per instruction set (the
-recipe ``a14e7d79c290`` ended at loss 0.1198 on an AMD EPYC and 0.1111 on an Intel Xeon, with
-different held-out accuracy), so the build records the CPU and the weights' SHA-256
+masked), fresh data every step, bucketed by length so that a batch is not mostly padding, AdamW
+with linear warm-up and cosine decay. Everything follows from the :class:`Recipe`: the same recipe
+on the same torch build and the same kind of CPU gives the same weights (a fixed number of
+threads, so reductions split the same way), and the cache directory is named by a hash of the
+recipe, so changing any setting builds a new model instead of reusing a stale one. Another kind
+of CPU builds other weights: torch's kernels round differently per instruction set and CPU
+model (the previous recipe ``a14e7d79c290`` ended at loss 0.1198 on one AMD EPYC and 0.1111 on
+an Intel Xeon, with different held-out accuracy, and at yet another loss on an AMD EPYC with
+AVX-512), so the build records the CPU, torch's CPU capability and the weights' SHA-256
 (:func:`build_identity`) and reports name the build they ran on.
 
 The directory holds ``config.json``, ``generation_config.json``, ``model.safetensors``, the
@@ -54,15 +56,22 @@ class Recipe:
     warmup_steps: int = 30
     weight_decay: float = 0.01
     seed: int = 1234
+    #: Traces are drawn for this many steps at once, sorted by length and cut into batches run
+    #: in a shuffled order, so a batch pads to a length close to its own (1 = no bucketing).
+    length_buckets: int = 8
+    #: CPU threads torch uses to build (part of the recipe: float reductions split per thread).
+    threads: int = 2
 
     def to_dict(self) -> dict:
         return {**recipe_dict(self.task, self.style), "shape": asdict(self.shape), "steps": self.steps,
                 "batch_size": self.batch_size, "learning_rate": self.learning_rate,
-                "warmup_steps": self.warmup_steps, "weight_decay": self.weight_decay, "seed": self.seed}
+                "warmup_steps": self.warmup_steps, "weight_decay": self.weight_decay, "seed": self.seed,
+                "length_buckets": self.length_buckets, "threads": self.threads}
 
     def digest(self) -> str:
         """A short hash of the recipe and the builder's format version (the cache key)."""
-        blob = json.dumps({"format": 1, **self.to_dict()}, sort_keys=True)
+        # format 2: length-bucketed batches, each batch's summed loss over its group's mean tokens
+        blob = json.dumps({"format": 2, **self.to_dict()}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -83,49 +92,83 @@ def lr_at(step: int, recipe: Recipe) -> float:
     return recipe.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
-def _batch(rng: random.Random, tok, recipe: Recipe):
-    """A padded batch of (prompt + trace + EOS) with the prompt and padding masked out."""
+def _example(rng: random.Random, tok, recipe: Recipe) -> tuple[list[int], list[int]]:
+    """One training row: (prompt + trace + EOS) ids and its labels, the prompt masked out."""
+    p = make_problem(rng, rng.randint(recipe.task.min_ops, recipe.task.max_ops), recipe.task)
+    prompt = tok.apply_chat_template([{"role": "user", "content": p.text}], add_generation_prompt=True,
+                                     tokenize=False)
+    prompt_ids = tok(prompt, add_special_tokens=False)["input_ids"]
+    answer_ids = tok(sample_trace(p, rng, recipe.style, recipe.task), add_special_tokens=False)["input_ids"]
+    return prompt_ids + answer_ids + [tok.eos_token_id], [-100] * len(prompt_ids) + answer_ids + [tok.eos_token_id]
+
+
+def length_bucketed(examples: list, batch_size: int, rng: random.Random) -> list[list]:
+    """``examples`` sorted by length (stable) and cut into batches of ``batch_size``, the batches
+    in a random order: each batch pads to a length close to its own rows'."""
+    ordered = sorted(examples, key=lambda e: len(e[0]))
+    batches_ = [ordered[i: i + batch_size] for i in range(0, len(ordered), batch_size)]
+    rng.shuffle(batches_)
+    return batches_
+
+
+def label_tokens(rows: list) -> int:
+    """How many tokens of ``rows`` the loss is taken on (labels that are not masked)."""
+    return sum(sum(1 for t in labels if t != -100) for _, labels in rows)
+
+
+def batches(rng: random.Random, tok, recipe: Recipe):
+    """The build's ``recipe.steps`` training batches as ``(rows, tokens_per_batch)``: fresh
+    traces throughout, drawn ``recipe.length_buckets`` steps at a time and bucketed by length.
+
+    ``tokens_per_batch`` is the group's mean number of loss tokens per batch, the divisor of
+    every batch's summed loss: a token then weighs the same in a batch of short traces as in one
+    of long traces, as in an unbucketed batch. (Dividing by a batch's own token count would give
+    the tokens of short traces, and the decisions that make a trace short, more weight: a model
+    built so overrates its short-cuts.)"""
+    left = recipe.steps
+    while left > 0:
+        group = min(recipe.length_buckets, left)
+        pool = [_example(rng, tok, recipe) for _ in range(group * recipe.batch_size)]
+        per_batch = label_tokens(pool) / group
+        for rows in length_bucketed(pool, recipe.batch_size, rng):
+            yield rows, per_batch
+        left -= group
+
+
+def padded(rows: list, tok):
+    """A batch of (ids, labels) rows right-padded to its longest row, padding masked out."""
     import torch
 
-    rows, labels = [], []
-    for _ in range(recipe.batch_size):
-        p = make_problem(rng, rng.randint(recipe.task.min_ops, recipe.task.max_ops), recipe.task)
-        prompt = tok.apply_chat_template([{"role": "user", "content": p.text}], add_generation_prompt=True,
-                                         tokenize=False)
-        prompt_ids = tok(prompt, add_special_tokens=False)["input_ids"]
-        answer_ids = tok(sample_trace(p, rng, recipe.style, recipe.task), add_special_tokens=False)["input_ids"]
-        ids = prompt_ids + answer_ids + [tok.eos_token_id]
-        rows.append(ids)
-        labels.append([-100] * len(prompt_ids) + answer_ids + [tok.eos_token_id])
-    width = max(map(len, rows))
+    width = max(len(ids) for ids, _ in rows)
     input_ids = torch.full((len(rows), width), tok.pad_token_id)
     label_t = torch.full((len(rows), width), -100)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, (r, lab) in enumerate(zip(rows, labels)):
-        input_ids[i, : len(r)] = torch.tensor(r)
-        label_t[i, : len(r)] = torch.tensor(lab)
-        mask[i, : len(r)] = 1
+    for i, (ids, lab) in enumerate(rows):
+        input_ids[i, : len(ids)] = torch.tensor(ids)
+        label_t[i, : len(ids)] = torch.tensor(lab)
+        mask[i, : len(ids)] = 1
     return input_ids, mask, label_t
 
 
-def train_model(recipe: Recipe, progress: bool = True):
-    """Train the reference model; returns ``(model, tokenizer, figures)``.
+def train_model(recipe: Recipe, progress: bool = True, max_steps: int | None = None):
+    """Train the reference model; returns ``(model, tokenizer, figures)``. ``max_steps`` stops
+    after that many of the recipe's steps (its schedule unchanged; for benchmarks of the build).
 
-    Runs on one CPU thread whatever the machine has: float reductions then happen in the same
-    order, so a recipe gives the same weights on any machine with the same torch build and the
-    same kind of CPU (another instruction set rounds differently; see the module's docstring).
-    A model this small gains little from more threads."""
+    Runs on ``recipe.threads`` CPU threads whatever the machine has: float reductions are then
+    split the same way, so a recipe gives the same weights on any machine with the same torch
+    build and the same kind of CPU (another instruction set rounds differently; see the module's
+    docstring)."""
     import torch
 
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(recipe.threads)
     try:
-        return _train(recipe, progress)
+        return _train(recipe, progress, recipe.steps if max_steps is None else min(max_steps, recipe.steps))
     finally:
         torch.set_num_threads(threads)
 
 
-def _train(recipe: Recipe, progress: bool):
+def _train(recipe: Recipe, progress: bool, steps: int):
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -145,22 +188,27 @@ def _train(recipe: Recipe, progress: bool):
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": recipe.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=recipe.learning_rate, betas=(0.9, 0.98))
     model.train()
-    started, tokens, loss_value = time.monotonic(), 0, float("nan")
+    started, tokens, padded_tokens, loss_value = time.monotonic(), 0, 0, float("nan")
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=recipe.steps, desc="build testbed model", unit="step")
-    for step in range(recipe.steps):
-        input_ids, mask, labels = _batch(rng, tok, recipe)
+        bar = tqdm(total=steps, desc="build testbed model", unit="step")
+    for step, (rows, per_batch) in enumerate(batches(rng, tok, recipe)):
+        if step >= steps:
+            break
+        input_ids, mask, labels = padded(rows, tok)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, recipe)
-        loss = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
+        # the summed token loss over the group's mean tokens per batch (see batches())
+        loss = model(input_ids=input_ids, attention_mask=mask, labels=labels,
+                     num_items_in_batch=torch.tensor(per_batch)).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         tokens += int(mask.sum())
+        padded_tokens += mask.numel()
         loss_value = loss.item()
         if bar is not None:
             bar.update(1)
@@ -168,9 +216,11 @@ def _train(recipe: Recipe, progress: bool):
     if bar is not None:
         bar.close()
     seconds = time.monotonic() - started
-    figures = {"final_loss": round(loss_value, 4), "train_tokens": tokens, "train_seconds": round(seconds, 1),
+    figures = {"final_loss": round(loss_value, 4), "train_tokens": tokens,
+               "padding_fraction": round(1 - tokens / max(1, padded_tokens), 4), "train_seconds": round(seconds, 1),
                "parameters": sum(p.numel() for p in model.parameters()), "torch_threads": torch.get_num_threads(),
-               "torch": torch.__version__, "cpu": cpu_model()}
+               "torch": torch.__version__, "cpu": cpu_model(),
+               "cpu_capability": torch.backends.cpu.get_cpu_capability()}
     model.generation_config.eos_token_id = tok.eos_token_id
     model.generation_config.pad_token_id = tok.pad_token_id
     model.generation_config.bos_token_id = tok.bos_token_id
@@ -219,7 +269,7 @@ def file_sha256(path: Path) -> str:
 
 
 #: What names one build of a testbed model (``testbed.json``'s ``build`` figures and the digest).
-IDENTITY_KEYS = ("digest", "final_loss", "train_tokens", "cpu", "weights_sha256")
+IDENTITY_KEYS = ("digest", "final_loss", "train_tokens", "cpu", "cpu_capability", "weights_sha256")
 
 
 def build_identity(model_dir: Path) -> dict | None:
