@@ -259,9 +259,12 @@ def findings(data: dict) -> list[str]:
                  f"operand; without the restatement, {causes[run_name(('restate',))]['operand']} answers copy a wrong "
                  f"operand; without the second solve, {sum(causes[run_name(('again',))].values())} answers are wrong in all.")
     everything = rows[run_name(KINDS)]
-    lines.append(f"- The minimal trace (every kind left out): length {everything['mean_length']:.1f} against mean L_min "
-                 f"{stats['base']['mean_l_min']:.1f}, accuracy {everything['accuracy']:.3f} "
-                 f"(Δ {100 * everything['delta_accuracy']['mean']:+.1f} points).")
+    operand = causes[run_name(KINDS)]["operand"]
+    lines.append(f"- Every kind left out (the minimal trace's structure): length {everything['mean_length']:.1f} against "
+                 f"mean L_min {stats['base']['mean_l_min']:.1f}, accuracy {everything['accuracy']:.3f} "
+                 f"(Δ {100 * everything['delta_accuracy']['mean']:+.1f} points); {operand} answers copy a wrong operand"
+                 + (" (the model loses its place in the chain without the structure it was trained with)."
+                    if everything["mean_length"] > 1.2 * stats["base"]["mean_l_min"] else "."))
     return lines
 
 

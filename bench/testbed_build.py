@@ -77,7 +77,7 @@ def summarize(runs: dict[str, list[dict]], steps: int) -> list[dict]:
         digests = sorted({r["weights"] for r in rs})
         rows.append({"method": label, "variant": n, "seconds_per_step": per_step[n], "speedup": base / per_step[n],
                      "padding_fraction": rs[0]["padding_fraction"], "weights": " / ".join(digests),
-                     "runs_seconds": [r["seconds"] for r in rs]})
+                     "runs_seconds": [r["seconds"] for r in rs], "accuracy": None, "mean_length": None, "aes": None})
     return rows
 
 
@@ -93,7 +93,7 @@ def notes_for(data: dict) -> str:
         f"{one['seconds_per_step'] / two['seconds_per_step']:.2f}x faster again: "
         f"{two['speedup']:.2f}x in all. On this CPU one and two threads "
         + ("gave the same weights after these steps (bitwise): the thread count did not change the rounding here; "
-           "other CPUs split reductions per thread, which is why the recipe fixes it."
+           "on another CPU it can (reductions split per thread), which is why the recipe fixes it."
            if same else "gave different weights (reductions split per thread): the recipe fixes the thread count.")
         + f"\n\nThe full build of the current recipe on the machine of the testbed benchmark: "
         f"{data['build']['train_seconds']:.0f} s ({data['build']['cpu']}, {data['build']['cpu_capability']})."
@@ -154,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in ORDER:
         runs[name].append(measure(name, args.steps))
         log.info("%s: %.1f s for %d steps", name, runs[name][-1]["seconds"], args.steps)
-    data = {"benchmark": NAME, "title": TITLE, "rows": summarize(runs, args.steps), **finish(run), "seed": None,
+    data = {"benchmark": NAME, "title": TITLE, "rows": summarize(runs, args.steps), **finish(run),
+            "seed": TESTBED_RECIPES["longthought-arith"].seed,
             "steps": args.steps, "recipe_steps": TESTBED_RECIPES["longthought-arith"].steps,
             "recipe": TESTBED_RECIPES["longthought-arith"].digest(), "build": build}
     write_json(data, RESULTS)

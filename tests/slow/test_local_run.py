@@ -20,13 +20,14 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 #: What the local run must show (the README's figures come from bench/results/readme/commands.json).
 #: The local run is the benchmark's seed 0 (bench/results/testbed.md: 96 steps, lr 3e-5): there
-#: O1-Pruner (λ = 2) cut length by 22 % (25 % over three seeds) and closed a third of the gap to
-#: L_min, at Δacc +3 points on seed 0 (+0.3 [−2.5, +3.2] over three seeds): it drops the second
-#: solve and part of the recomputes, not the checks. The issue's targets (−45 %, 75 % of the gap)
-#: are not met; these bounds assert what is, with a margin for the smaller eval set.
-LENGTH_CHANGE_AT_MOST = -0.15
+#: O1-Pruner (λ = 2) cut length by 30 % on every seed and closed 40 % of the gap to L_min, at
+#: Δacc +11.7 points on seed 0 (+5.6 [+2.5, +8.8] over three seeds; seed 1 lost 7.5): it drops
+#: the second solve and part of the recomputes, not the checks. The issue's targets (−45 %, 75 %
+#: of the gap) are not met; these bounds assert what is, with a margin for the smaller eval set
+#: and for other builds of the model.
+LENGTH_CHANGE_AT_MOST = -0.20
 ACCURACY_CI_LOW_AT_LEAST = -0.02
-GAP_CLOSED_AT_LEAST = 0.20
+GAP_CLOSED_AT_LEAST = 0.25
 
 
 def benchmarked_build() -> dict:
