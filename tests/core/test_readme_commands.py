@@ -103,3 +103,14 @@ def test_local_run_paragraph_says_whether_its_build_is_the_benchmarked_one():
     assert "ffffffffffff" in other and f"the benchmarks measured another build ({bench_sha[:12]})" in other
     del rec["local"]["model"]["weights_sha256"]  # a record from before builds were hashed
     assert rc.render(rec)["local"].endswith("these figures are for the build an AMD EPYC makes.")
+
+
+def test_local_run_paragraph_gives_the_benchmarks_seed_spread():
+    """One seed is not a result: the paragraph sets the benchmark's per-seed accuracy changes beside it."""
+    rc = _module()
+    data = json.loads((REPO / "bench" / "results" / "testbed.json").read_text())
+    stats = data["stats"]["rows"]["o1-lam2"]
+    seeds = [f"{100 * (s['accuracy'] - data['stats']['base']['accuracy']):+.1f}" for s in stats["per_seed"]]
+    text = rc.render(_sample_record())["local"]
+    assert f"Δacc {' / '.join(seeds)} points on its three seeds" in text
+    assert f"{100 * stats['delta_accuracy']['mean']:+.1f} [" in text
