@@ -157,8 +157,8 @@ def test_build_batches_are_fresh_bucketed_and_as_many_as_steps():
         # every batch of a group divides by the group's mean loss tokens, so each token weighs the same
         assert {per for _, per in group} == {sum(label_tokens(rows) for rows, _ in group) / 4}
     assert got[-1][1] == sum(label_tokens(rows) for rows, _ in got[8:]) / 3  # the last, shorter group
-    for ids, labels in got[0][0]:
-        assert len(ids) == len(labels) and ids[-1] == tok.eos_token_id and labels[0] == -100
+    for ids, mask in got[0][0]:  # the prompt masked out, the trace and EOS kept
+        assert len(ids) == len(mask) and ids[-1] == tok.eos_token_id and mask[0] == 0 and mask[-1] == 1
     assert got == list(batches(random.Random(recipe.seed), tok, recipe))  # deterministic
 
 

@@ -93,13 +93,14 @@ def lr_at(step: int, recipe: Recipe) -> float:
 
 
 def _example(rng: random.Random, tok, recipe: Recipe) -> tuple[list[int], list[int]]:
-    """One training row: (prompt + trace + EOS) ids and its labels, the prompt masked out."""
+    """One training row: (prompt + trace + EOS) ids and its loss mask (1 on the trace and EOS),
+    the ``(ids, loss_mask)`` pairs :func:`o1pruner.training.collate` pads."""
     p = make_problem(rng, rng.randint(recipe.task.min_ops, recipe.task.max_ops), recipe.task)
     prompt = tok.apply_chat_template([{"role": "user", "content": p.text}], add_generation_prompt=True,
                                      tokenize=False)
     prompt_ids = tok(prompt, add_special_tokens=False)["input_ids"]
     answer_ids = tok(sample_trace(p, rng, recipe.style, recipe.task), add_special_tokens=False)["input_ids"]
-    return prompt_ids + answer_ids + [tok.eos_token_id], [-100] * len(prompt_ids) + answer_ids + [tok.eos_token_id]
+    return prompt_ids + answer_ids + [tok.eos_token_id], [0] * len(prompt_ids) + [1] * (len(answer_ids) + 1)
 
 
 def length_bucketed(examples: list, batch_size: int, rng: random.Random) -> list[list]:
@@ -112,8 +113,8 @@ def length_bucketed(examples: list, batch_size: int, rng: random.Random) -> list
 
 
 def label_tokens(rows: list) -> int:
-    """How many tokens of ``rows`` the loss is taken on (labels that are not masked)."""
-    return sum(sum(1 for t in labels if t != -100) for _, labels in rows)
+    """How many tokens of ``rows`` the loss is taken on."""
+    return sum(sum(mask) for _, mask in rows)
 
 
 def batches(rng: random.Random, tok, recipe: Recipe):
@@ -133,21 +134,6 @@ def batches(rng: random.Random, tok, recipe: Recipe):
         for rows in length_bucketed(pool, recipe.batch_size, rng):
             yield rows, per_batch
         left -= group
-
-
-def padded(rows: list, tok):
-    """A batch of (ids, labels) rows right-padded to its longest row, padding masked out."""
-    import torch
-
-    width = max(len(ids) for ids, _ in rows)
-    input_ids = torch.full((len(rows), width), tok.pad_token_id)
-    label_t = torch.full((len(rows), width), -100)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, (ids, lab) in enumerate(rows):
-        input_ids[i, : len(ids)] = torch.tensor(ids)
-        label_t[i, : len(ids)] = torch.tensor(lab)
-        mask[i, : len(ids)] = 1
-    return input_ids, mask, label_t
 
 
 def train_model(recipe: Recipe, progress: bool = True, max_steps: int | None = None):
@@ -173,6 +159,7 @@ def _train(recipe: Recipe, progress: bool, steps: int):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from o1pruner.testbed.vocab import build_tokenizer
+    from o1pruner.training import collate
 
     tok = build_tokenizer(recipe.task, recipe.style)
     torch.manual_seed(recipe.seed)
@@ -197,7 +184,8 @@ def _train(recipe: Recipe, progress: bool, steps: int):
     for step, (rows, per_batch) in enumerate(batches(rng, tok, recipe)):
         if step >= steps:
             break
-        input_ids, mask, labels = padded(rows, tok)
+        input_ids, mask, loss_mask = collate(rows, tok.pad_token_id)
+        labels = input_ids.masked_fill(loss_mask == 0, -100)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, recipe)
         # the summed token loss over the group's mean tokens per batch (see batches())
