@@ -108,6 +108,7 @@ def render_local(rec: dict | None) -> str:
                 f"after {_minutes(rec['wall_seconds'])}.")
     avg, paired = rec["average"], rec["paired"]
     d, lc = paired["deltaAccuracy"], paired["lengthChange"]
+    bench = json.loads((RESULTS / "testbed.json").read_text())
     return (
         f"Measured from a fresh clone of commit {rec['git_commit']} on a {m['cores']}-core {m['cpu']}, "
         f"{m['memory_gib']} GiB machine with an empty model cache: `make local` took **{_minutes(rec['wall_seconds'])}** (set-up, the "
@@ -120,15 +121,14 @@ def render_local(rec: dict | None) -> str:
         f"points, 95 % CI {100 * d['low']:+.1f} to {100 * d['high']:+.1f}; McNemar p = "
         f"{paired['mcnemar']['p_value']:.2g}); AES {avg['aes']:.3f}; {rec['tokens']['saved']:,} tokens saved. One "
         f"seed and one configuration: `bench/results/testbed.md` has three seeds and the baselines "
-        f"({_bench_seeds()}). The "
+        f"({_bench_seeds(bench)}). The "
         f"model is built where it runs, and its weights depend on the kind of CPU (docs/testbed.md, *One recipe, "
-        f"two builds*): {_which_build(rec['model'], m)}"
+        f"two builds*): {_which_build(rec['model'], m, bench['model'].get('identity', {}))}"
     )
 
 
-def _bench_seeds() -> str:
+def _bench_seeds(data: dict) -> str:
     """The testbed benchmark's O1-Pruner λ = 2 accuracy change per training seed and pooled."""
-    data = json.loads((RESULTS / "testbed.json").read_text())
     stats, base = data["stats"]["rows"]["o1-lam2"], data["stats"]["base"]["accuracy"]  # one base for every seed
     per_seed = " / ".join(f"{100 * (s['accuracy'] - base):+.1f}" for s in stats["per_seed"])
     d = stats["delta_accuracy"]
@@ -136,9 +136,9 @@ def _bench_seeds() -> str:
             f"[{100 * d['low']:+.1f}, {100 * d['high']:+.1f}] pooled; one seed is never a result")
 
 
-def _which_build(model: dict, m: dict) -> str:
-    """Whether the local run's build is the one the testbed benchmark measured (by weights hash)."""
-    bench = json.loads((RESULTS / "testbed.json").read_text())["model"].get("identity", {})
+def _which_build(model: dict, m: dict, bench: dict) -> str:
+    """Whether the local run's build is the one the testbed benchmark measured (``bench``, its
+    build identity), by weights hash."""
     sha, bench_sha = model.get("weights_sha256"), bench.get("weights_sha256")
     where = f"{m['cpu']}" + (f", {model['cpu_capability']}" if model.get("cpu_capability") else "")
     if sha and bench_sha and sha == bench_sha:
