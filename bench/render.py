@@ -8,8 +8,7 @@ is measured.
     python bench/render.py --docs-only     # only the docs' sections (run_all.py, after the benchmarks)
 
 A benchmark module renders its results with ``render_results(data, out_dir)`` and its docs row
-with ``docs_summary(data)`` (see ``bench/common.py``). A module without ``render_results`` but
-with the older ``rerender(path)`` (table2) is re-rendered through it; one with neither is
+with ``docs_summary(data)`` (see ``bench/common.py``); one without ``render_results`` is
 reported and left as it is. Only JSONs written by ``bench/common.py`` (with a ``benchmark`` key)
 are results of this kind; other files in ``bench/results/`` are left alone.
 """
@@ -19,7 +18,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -55,19 +53,6 @@ def render_one(data: dict, out_dir: Path) -> str:
     if hasattr(mod, "render_results"):
         mod.render_results(data, out_dir)
         return "rendered"
-    if hasattr(mod, "rerender"):  # the older hook writes through common.RESULTS, the JSON too
-        with tempfile.TemporaryDirectory() as tmp:
-            saved = common.RESULTS
-            common.RESULTS = Path(tmp)
-            try:
-                path = Path(tmp) / f"{name}.json"
-                path.write_text(json.dumps(data))
-                mod.rerender(path)
-            finally:
-                common.RESULTS = saved
-            for ext in ("md", "png"):
-                shutil.copyfile(Path(tmp) / f"{name}.{ext}", out_dir / f"{name}.{ext}")
-        return "rendered (rerender hook)"
     return f"NOT re-rendered: bench/{name}.py has no render_results(data, out_dir)"
 
 

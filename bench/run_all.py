@@ -3,9 +3,8 @@ results were produced with (``argv`` in ``bench/results/<name>.json``; older JSO
 their ``command``), then re-render docs/benchmarks.md (``bench/render.py``). Sampler
 throughput, trainer efficiency, the long-thought testbed (paper Tables 2 and 3 with statistics),
 the length rewards and the pruning rounds on the testbed (which reuse its runs), the decode-time redundancy oracle
-of the reference model, then the SmolLM2 Table 2 and lambda
-ablation (which share reference samples and resume from ``runs/bench/``). Results: ``bench/results/*.{md,json,png}``;
-see docs/benchmarks.md.
+of the reference model, then the pretrained path (SmolLM2 warmed up on the testbed's traces). Every one resumes from
+``runs/bench/``. Results: ``bench/results/*.{md,json,png}``; see docs/benchmarks.md.
 
     python bench/run_all.py [--only testbed,length_rewards] [--dry-run]
 """
@@ -24,8 +23,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 RESULTS = HERE / "results"
-ORDER = ["sampler_throughput", "trainer_efficiency", "testbed_build", "testbed", "length_rewards", "rounds", "redundancy_oracle", "table2",
-         "lambda_ablation"]
+ORDER = ["sampler_throughput", "trainer_efficiency", "testbed_build", "testbed", "length_rewards", "rounds", "redundancy_oracle",
+         "smollm2"]
 
 
 def recorded_argv(name: str) -> list[str]:

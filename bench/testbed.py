@@ -67,6 +67,11 @@ class Config:
     baselines: bool = True  # SFT and DPO (they need correct reference samples)
     rewards: tuple[str, ...] = ()  # length rewards other than O1-Pruner's (each trained at λ's place, see methods)
     only: tuple[str, ...] = ()  # run names to run (tuning); empty: all
+    #: Who samples and evaluates: in-process ``transformers`` (the testbed model: 5 M parameters)
+    #: or a local ``vllm`` server per model (a pretrained model, where it is 5x faster).
+    backend: str = "transformers"
+    concurrency: int = 32  # vLLM requests in flight
+    threads: int = 1  # torch threads per seed (part of the result: float reductions split per thread)
 
     @property
     def root(self) -> Path:
@@ -103,8 +108,8 @@ def job(cfg: Config, seed: int, name: str, storage: Path, training: dict | None 
             },
             "prompt": {"system": ""},
             "sampling": {"k": cfg.k, "temperature": cfg.temperature, "topP": 1.0, "maxTokens": cfg.max_tokens,
-                         "seed": seed, "samplesPerProblem": SAMPLES_PER_PROBLEM, "backend": "transformers",
-                         "batchSize": 64},
+                         "seed": seed, "samplesPerProblem": SAMPLES_PER_PROBLEM, "backend": cfg.backend,
+                         "batchSize": 64, "concurrency": cfg.concurrency},
             "training": {"deepspeed": {"enabled": False}, "learningRate": cfg.learning_rate, "epochs": 1,
                          "batchSize": cfg.batch_size, "microBatchSize": cfg.batch_size, "maxLength": cfg.max_length,
                          "lrScheduler": "cosine", "warmupRatio": 0.1, "checkpointEverySteps": 100000, "seed": seed,
@@ -122,7 +127,12 @@ def _ctx(job_obj: dict):
     return open_context(parse_job(job_obj), with_metrics=False)
 
 
-def _sampler(path: str):
+def _sampler(ctx, path: str):
+    """The sampler of ``ctx``'s backend for the model at ``path`` (a vLLM server is started)."""
+    if ctx.spec.sampling.backend == "vllm":
+        from o1pruner.vllm_server import local_vllm_sampler
+
+        return local_vllm_sampler(ctx.spec, path)
     from o1pruner.sampling.hf import HFSampler
 
     return HFSampler.from_pretrained(path, batch_size=64)
@@ -139,25 +149,27 @@ def epochs(config: dict) -> float:
     return config["steps"] * config["batch_size"] / (SAMPLES_PER_PROBLEM * config["train_count"])
 
 
-def _one_thread() -> None:
-    """Every seed trains and samples on one torch thread, so its figures do not depend on ``--jobs``."""
+def _set_threads(threads: int = 1) -> None:
+    """Every seed trains and samples on ``Config.threads`` torch threads, so its figures do not
+    depend on ``--jobs``."""
     import torch
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def run_seeds(fn, cfg: Config, jobs: int = 0) -> None:
-    """``fn(cfg, seed)`` for every seed, ``jobs`` side by side (0: one per core, at most one per
-    seed), each process on one torch thread; ``fn`` must be a module-level function."""
-    jobs = jobs or min(len(cfg.seeds), os.cpu_count() or 1)
+    """``fn(cfg, seed)`` for every seed, ``jobs`` side by side (0: one per ``cfg.threads`` cores, at
+    most one per seed), each process on ``cfg.threads`` torch threads; ``fn`` must be a
+    module-level function."""
+    jobs = jobs or max(1, min(len(cfg.seeds), (os.cpu_count() or 1) // cfg.threads))
     if jobs > 1:
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_one_thread) as pool:
+                                 initializer=_set_threads, initargs=(cfg.threads,)) as pool:
             for seed, out in zip(cfg.seeds, pool.map(fn, [cfg] * len(cfg.seeds), cfg.seeds)):
                 log.info("seed %s: %s", seed, out)
     else:
-        _one_thread()
+        _set_threads(cfg.threads)
         for seed in cfg.seeds:
             log.info("seed %s: %s", seed, fn(cfg, seed))
 
@@ -170,7 +182,7 @@ def run_seed(cfg: Config, seed: int) -> dict:
     timings: dict[str, float] = {}
     shared = _ctx(job(cfg, seed, f"testbed-s{seed}", cfg.root / f"seed-{seed}" / "shared"))
     if not (shared.manifest.is_done("sample") and shared.manifest.is_done("evaluate-base")):
-        sampler = _sampler(base_model_path(shared))
+        sampler = _sampler(shared, base_model_path(shared))
         try:
             t = time.monotonic()
             phase_sample(shared, sampler=sampler)
@@ -194,7 +206,7 @@ def run_seed(cfg: Config, seed: int) -> dict:
         phase_train(ctx, max_steps=cfg.steps)
         timings[f"train_{run}"] = time.monotonic() - t
         if not ctx.manifest.is_done("evaluate-pruned"):
-            sampler = _sampler(pruned_model_path(ctx))
+            sampler = _sampler(ctx, pruned_model_path(ctx))
             try:
                 t = time.monotonic()
                 phase_evaluate(ctx, "pruned", sampler=sampler)
@@ -213,12 +225,14 @@ def _records(store, label: str) -> dict[str, dict]:
 
 def collect(cfg: Config) -> dict:
     """Per-problem outcomes of the base model and every method x seed, in problem order."""
-    from o1pruner.data import generate_longthought
+    from o1pruner.data import generate_longthought, lower_bounds
+    from o1pruner.models import resolve_model
 
     problems = generate_longthought(cfg.eval_count, 1001, 2, 4, name="longthought-heldout")
     ids = [p.id for p in problems]
+    l_min = lower_bounds(problems, resolve_model(cfg.model))  # in the model's own tokens
     out: dict = {"problem_ids": ids, "difficulty": [p.difficulty for p in problems],
-                 "l_min": [p.meta["l_min"] for p in problems], "base": {}, "methods": {}, "train": {}}
+                 "l_min": [l_min[i] for i in ids], "base": {}, "methods": {}, "train": {}}
     for seed in cfg.seeds:
         shared = _ctx(job(cfg, seed, f"testbed-s{seed}", cfg.root / f"seed-{seed}" / "shared"))
         base = _records(shared.store, "base")
@@ -473,8 +487,8 @@ def render_markdown(result: dict) -> str:
     out = [
         f"# {result['title']}",
         "",
-        f"Reference model `{result['model']['source']}` ({result['model']['parameters'] / 1e6:.2f} M parameters, built from its recipe "
-        f"`{result['model']['digest']}`). Held-out: {base['n']} problems (2–4 operations). Base model: accuracy "
+        f"Reference model `{result['model']['source']}` ({result['model']['parameters'] / 1e6:.2f} M parameters, "
+        f"{_origin(result['model']['recipe'])} recipe `{result['model']['digest']}`). Held-out: {base['n']} problems (2–4 operations). Base model: accuracy "
         f"{base['accuracy']:.3f}, mean length {base['mean_length']:.1f} tokens, mean L_min {base['mean_l_min']:.1f} "
         f"({base['length_over_l_min']:.2f}× L_min), {100 * base['truncated']:.1f} % of answers at the "
         f"{cfg['max_tokens']}-token cap.",
@@ -501,6 +515,15 @@ def render_markdown(result: dict) -> str:
         f"![{result['benchmark']}]({result['benchmark']}.png)",
     ]
     return "\n".join(out) + "\n"
+
+
+def _origin(recipe: dict) -> str:
+    """How the reference model was made, from its recipe: trained from scratch, or a pretrained
+    model warmed up on the traces."""
+    if recipe.get("init"):
+        return (f"`embedded:{recipe['init']}` warmed up on {recipe['steps']} × {recipe['batch_size']} testbed traces "
+                f"(lr {recipe['learning_rate']:g}) by its")
+    return "built from its"
 
 
 def _profile_section(stats: dict, labels: dict) -> list[str]:
@@ -568,6 +591,17 @@ def render_png(result: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def _fast_prompt_note(cfg: Config) -> str:
+    from o1pruner.testbed.build import TESTBED_RECIPES
+
+    recipe = TESTBED_RECIPES.get(cfg.model.removeprefix("embedded:"))
+    if recipe is not None and recipe.init:
+        return (f"The fast-solving prompt baseline is not run: the warm-up trained `{recipe.init}` on traces under "
+                "its default system prompt only.")
+    return ("The fast-solving prompt baseline does not apply: the testbed model is not an instruction follower "
+            "(its chat template shows it no system prompt).")
+
+
 def setup_text(cfg: Config) -> str:
     return (
         f"Training problems: {cfg.train_count} per seed (generator seed 100 + seed), K = {cfg.k} reference samples "
@@ -578,8 +612,7 @@ def setup_text(cfg: Config) -> str:
         "for all methods so that only the objective differs. O1-Pruner: 2 of the K samples per problem (seeded "
         "shuffle), reward L̄_ref/L − 1 + λ(A − Ā_ref) clipped to [−2, 4] and standardised, PPO-clipped "
         "sequence ratio ε = 0.2. SFT: the 2 shortest correct samples per problem. DPO: each of those over the "
-        "problem's longest sample (β = 0.1). The fast-solving prompt baseline does not apply: the testbed model "
-        "is not an instruction follower (its chat template shows it no system prompt). Evaluation: greedy, one "
+        "problem's longest sample (β = 0.1). " + _fast_prompt_note(cfg) + " Evaluation: greedy, one "
         "answer per problem; an answer counts only with a final \\boxed{} and when it stopped before the cap. "
         "AES: paper Eq. 8 as stated (α = 1, β = 3, γ = 5). CIs: 95 % percentile bootstrap over problems "
         "(10 000 resamples) of per-problem differences averaged over seeds."

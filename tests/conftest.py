@@ -52,15 +52,23 @@ def s3_server() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory):
-    """A tiny random Llama (2 layers, hidden 32) with SmolLM2's real tokenizer and chat template,
-    saved as safetensors: the whole pipeline runs on it in seconds."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+def smollm2_tokenizer():
+    """SmolLM2-135M-Instruct's real tokenizer and chat template (the embedded model's)."""
+    from transformers import AutoTokenizer
 
     from o1pruner.models import ensure_embedded
 
-    tok = AutoTokenizer.from_pretrained(str(ensure_embedded("smollm2-135m-instruct")))
+    return AutoTokenizer.from_pretrained(str(ensure_embedded("smollm2-135m-instruct")))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, smollm2_tokenizer):
+    """A tiny random Llama (2 layers, hidden 32) with SmolLM2's real tokenizer and chat template,
+    saved as safetensors: the whole pipeline runs on it in seconds."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tok = smollm2_tokenizer
     cfg = LlamaConfig(
         vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,

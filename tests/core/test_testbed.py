@@ -231,3 +231,62 @@ def test_error_cause_reads_why_an_answer_is_wrong_off_its_first_solve():
     # a recompute of a step counts as part of the first solve (its operand too)
     assert error_cause(ops, 5, "#1 5 + 1 = 6 ; wait #1 5 + 2 = 7 ; #2 7 - 1 = 6 ; answer \\boxed{ 6 }") == "operand"
     assert set(ERROR_CAUSES) == {"operand", "arithmetic", "after-first-solve", "other"}
+
+
+def test_a_warm_up_recipe_names_its_pretrained_model_and_from_scratch_digests_stay():
+    """``init`` (a pretrained embedded model to warm up) is in the digest of a warm-up recipe and
+    absent from the from-scratch ones, whose cache names (and the benchmarks' work directories
+    named by them) are what they were before warm-ups existed."""
+    warm = TESTBED_RECIPES["smollm2-longthought"]
+    assert warm.init == "smollm2-135m-instruct"
+    assert warm.to_dict()["init"] == "smollm2-135m-instruct" and "shape" not in warm.to_dict()
+    assert "init" not in Recipe().to_dict() and "shape" in Recipe().to_dict()
+    assert replace(warm, init="other").digest() != warm.digest()
+    assert TESTBED_RECIPES["longthought-arith"].digest() == "e31c7d9365b9"
+
+
+def test_a_warm_up_starts_only_from_a_pretrained_embedded_model():
+    from o1pruner.testbed.build import initial_model
+
+    with pytest.raises(ValueError, match="not a pretrained embedded model"):
+        initial_model(replace(Recipe(), init="longthought-arith"))
+
+
+def test_lower_bound_is_the_minimal_trace_in_the_models_own_tokens(smollm2_tokenizer):
+    """L_min of a testbed problem: one token per word (+ EOS) for the testbed's tokenizer, which
+    is the ``l_min`` the dataset carries; SmolLM2's BPE splits numbers, so its L_min is its own
+    token count of the same minimal trace. Problems without a known bound have none."""
+    from o1pruner.data import generate_arithmetic, lower_bounds
+    from o1pruner.testbed.traces import lower_bound, problem_from_meta
+    from o1pruner.testbed.vocab import build_tokenizer
+
+    problems = generate_longthought(12, 5, 2, 4)
+    testbed_tok = build_tokenizer(TASK)
+    for p, chain in zip(problems, make_problems(12, 5)):
+        assert problem_from_meta(p.meta) == chain and problem_from_meta(p.meta).values == chain.values
+        assert lower_bound(p.meta) == lower_bound(p.meta, testbed_tok) == p.meta["l_min"]
+        smol = lower_bound(p.meta, smollm2_tokenizer)
+        assert smol == len(smollm2_tokenizer(minimal_trace(chain), add_special_tokens=False)["input_ids"]) + 1
+        assert smol > p.meta["l_min"]  # " 12" is two SmolLM2 tokens
+    assert lower_bound({"l_min": 17}) == 17 and lower_bound({}) is None
+    assert lower_bounds(generate_arithmetic(4, 1), "unused: no testbed problem, no tokenizer") is None
+
+
+def test_warm_up_rows_are_the_trace_in_the_pretrained_models_chat_format(smollm2_tokenizer):
+    """A warm-up row is the prompt in SmolLM2's chat template (masked), then the trace and
+    SmolLM2's end-of-turn token (the loss's tokens): what the pipeline samples and scores."""
+    from o1pruner.spec import PromptSpec
+    from o1pruner.prompts import build_messages
+    from o1pruner.testbed.build import _example
+
+    tok, recipe = smollm2_tokenizer, TESTBED_RECIPES["smollm2-longthought"]
+    ids, mask = _example(random.Random(3), tok, recipe)
+    start = mask.index(1)
+    assert all(mask[start:]) and not any(mask[:start]) and ids[-1] == tok.eos_token_id == tok.convert_tokens_to_ids("<|im_end|>")
+    prompt = tok.decode(ids[:start])
+    problem = prompt.split("<|im_start|>user\n")[1].split("<|im_end|>")[0]
+    pipeline_prompt = tok.apply_chat_template(build_messages(problem, PromptSpec(system="")), tokenize=False,
+                                              add_generation_prompt=True)
+    assert prompt == pipeline_prompt  # the bench's and the example's `prompt: {system: ""}`
+    trace = tok.decode(ids[start:-1])
+    assert trace.endswith("}") and "\\boxed{" in trace and len(ids) - start > len(trace.split())

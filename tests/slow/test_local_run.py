@@ -93,6 +93,7 @@ def test_pretrained_example_parses():
     from o1pruner.spec import parse_job
 
     job = parse_job(yaml.safe_load((ROOT / "examples" / "smollm2.yaml").read_text()))
-    assert job.spec.model.source == "embedded:smollm2-135m-instruct"
+    assert job.spec.model.source == "embedded:smollm2-longthought"
+    assert job.spec.datasets.train.source == "builtin:longthought" and job.spec.prompt.system == ""
     local = parse_job(yaml.safe_load((ROOT / "examples" / "local.yaml").read_text()))
     assert local.spec.model.source == "embedded:longthought-arith"

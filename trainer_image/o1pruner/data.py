@@ -367,6 +367,21 @@ def generate_longthought(count: int, seed: int, min_steps: int = 2, max_steps: i
     ]
 
 
+def lower_bounds(problems: list[Problem], model_path: str) -> dict[str, int] | None:
+    """``{problem id: L_min}`` in the tokens of the model at ``model_path``, for the problems
+    with a known lower bound (:func:`o1pruner.testbed.traces.lower_bound`), or None if none has
+    one. The model's tokenizer is loaded only when a testbed problem needs it."""
+    from .testbed.traces import lower_bound
+
+    tokenizer = None
+    if any(p.meta.get("generator") == "longthought" for p in problems):
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(model_path)
+    out = {p.id: lower_bound(p.meta, tokenizer) for p in problems}
+    return {k: int(v) for k, v in out.items() if v is not None} or None
+
+
 # --------------------------------------------------------------------------- loading
 
 

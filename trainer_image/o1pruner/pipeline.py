@@ -16,7 +16,7 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-from o1pruner.data import Problem, load_dataset
+from o1pruner.data import Problem, load_dataset, lower_bounds
 from o1pruner.diagnostics import reference_diagnostics, truncation_message
 from o1pruner.evaluation import IncomparableEvaluations, IncompleteEvaluation, compare, evaluate_model
 from o1pruner.models import resolve_model
@@ -379,8 +379,8 @@ def _make_report(ctx: Context) -> dict | None:
         from o1pruner.testbed.build import build_identity
 
         extra["baseModel"] = build_identity(Path(base_model_path(ctx)))
-    l_min = {p.id: p.meta["l_min"] for ps in eval_problems(ctx).values() for p in ps if "l_min" in p.meta}
-    report = build_report(ctx.name, results, base_recs, pruned_recs, extra, l_min=l_min or None, guard=ev.guard)
+    l_min = lower_bounds([p for ps in eval_problems(ctx).values() for p in ps], base_model_path(ctx))
+    report = build_report(ctx.name, results, base_recs, pruned_recs, extra, l_min=l_min, guard=ev.guard)
     ctx.store.write_json("report/report.json", report)
     ctx.store.write_bytes("report/report.png", render_png(report, base_recs, pruned_recs))
     if ctx.metrics is not None:

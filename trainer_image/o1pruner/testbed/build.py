@@ -61,12 +61,19 @@ class Recipe:
     length_buckets: int = 8
     #: CPU threads torch uses to build (part of the recipe: float reductions split per thread).
     threads: int = 2
+    #: An embedded pretrained model (``models.EMBEDDED_MODELS``) to warm up on the traces, in its
+    #: own tokenizer and chat template, instead of a model trained from scratch (``shape`` unused).
+    init: str | None = None
 
     def to_dict(self) -> dict:
-        return {**recipe_dict(self.task, self.style), "shape": asdict(self.shape), "steps": self.steps,
-                "batch_size": self.batch_size, "learning_rate": self.learning_rate,
-                "warmup_steps": self.warmup_steps, "weight_decay": self.weight_decay, "seed": self.seed,
-                "length_buckets": self.length_buckets, "threads": self.threads}
+        out = {**recipe_dict(self.task, self.style), "shape": asdict(self.shape), "steps": self.steps,
+               "batch_size": self.batch_size, "learning_rate": self.learning_rate,
+               "warmup_steps": self.warmup_steps, "weight_decay": self.weight_decay, "seed": self.seed,
+               "length_buckets": self.length_buckets, "threads": self.threads}
+        if self.init is not None:  # absent from-scratch, so their digests stay what they were
+            out = {**out, "init": self.init}
+            del out["shape"]
+        return out
 
     def digest(self) -> str:
         """A short hash of the recipe and the builder's format version (the cache key)."""
@@ -77,10 +84,14 @@ class Recipe:
 
 #: The built-in testbed models (``model.source: embedded:<name>``). ``longthought-smoke`` is the
 #: same architecture and vocabulary, barely trained (seconds): for tests of the plumbing only.
+#: ``smollm2-longthought`` is SmolLM2-135M-Instruct after a short supervised warm-up on the same
+#: traces in its own tokenizer and chat template: the pretrained path's long-thought model.
 TESTBED_RECIPES: dict[str, Recipe] = {
     "longthought-arith": Recipe(),
     "longthought-smoke": Recipe(steps=4, batch_size=8, warmup_steps=1, shape=ModelShape(
         hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2)),
+    "smollm2-longthought": Recipe(init="smollm2-135m-instruct", steps=60, batch_size=8, learning_rate=1e-4,
+                                  warmup_steps=6),
 }
 
 
@@ -156,20 +167,54 @@ def train_model(recipe: Recipe, progress: bool = True, max_steps: int | None = N
 
 def _train(recipe: Recipe, progress: bool, steps: int):
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
 
+    torch.manual_seed(recipe.seed)
+    model, tok = initial_model(recipe)
+    figures = fit(model, tok, recipe, steps, progress)
+    model.generation_config.eos_token_id = tok.eos_token_id
+    model.generation_config.pad_token_id = pad_id(tok)
+    model.generation_config.bos_token_id = tok.bos_token_id
+    return model, tok, figures
+
+
+def pad_id(tok) -> int:
+    """The tokenizer's padding id (its end-of-sequence id where it has none)."""
+    return tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+
+
+def initial_model(recipe: Recipe):
+    """``(model, tokenizer)`` the build starts from: the pretrained embedded model ``recipe.init``
+    with its own tokenizer, else a new Llama of ``recipe.shape`` over the testbed's vocabulary
+    (initialised from torch's current seed)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    if recipe.init is not None:
+        from o1pruner.models import EMBEDDED_MODELS, ensure_embedded
+
+        if recipe.init not in EMBEDDED_MODELS:
+            raise ValueError(f"recipe init {recipe.init!r} is not a pretrained embedded model ({sorted(EMBEDDED_MODELS)})")
+        path = ensure_embedded(recipe.init)
+        return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32), AutoTokenizer.from_pretrained(path)
     from o1pruner.testbed.vocab import build_tokenizer
-    from o1pruner.training import collate
 
     tok = build_tokenizer(recipe.task, recipe.style)
-    torch.manual_seed(recipe.seed)
-    rng = random.Random(recipe.seed)
     config = LlamaConfig(
         vocab_size=len(tok), **asdict(recipe.shape), num_key_value_heads=recipe.shape.num_attention_heads,
         tie_word_embeddings=True, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
         pad_token_id=tok.pad_token_id, rope_theta=10000.0,
     )
-    model = LlamaForCausalLM(config)
+    return LlamaForCausalLM(config), tok
+
+
+def fit(model, tok, recipe: Recipe, steps: int, progress: bool) -> dict:
+    """Train ``model`` on ``steps`` of the recipe's batches (:func:`batches`, seeded by
+    ``recipe.seed``); returns the build's figures."""
+    import torch
+
+    from o1pruner.training import collate
+
+    rng = random.Random(recipe.seed)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": recipe.weight_decay},
@@ -184,7 +229,7 @@ def _train(recipe: Recipe, progress: bool, steps: int):
     for step, (rows, per_batch) in enumerate(batches(rng, tok, recipe)):
         if step >= steps:
             break
-        input_ids, mask, loss_mask = collate(rows, tok.pad_token_id)
+        input_ids, mask, loss_mask = collate(rows, pad_id(tok))
         labels = input_ids.masked_fill(loss_mask == 0, -100)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, recipe)
@@ -203,16 +248,13 @@ def _train(recipe: Recipe, progress: bool, steps: int):
             bar.set_postfix(loss=f"{loss_value:.3f}")
     if bar is not None:
         bar.close()
-    seconds = time.monotonic() - started
-    figures = {"final_loss": round(loss_value, 4), "train_tokens": tokens,
-               "padding_fraction": round(1 - tokens / max(1, padded_tokens), 4), "train_seconds": round(seconds, 1),
-               "parameters": sum(p.numel() for p in model.parameters()), "torch_threads": torch.get_num_threads(),
-               "torch": torch.__version__, "cpu": cpu_model(),
-               "cpu_capability": torch.backends.cpu.get_cpu_capability()}
-    model.generation_config.eos_token_id = tok.eos_token_id
-    model.generation_config.pad_token_id = tok.pad_token_id
-    model.generation_config.bos_token_id = tok.bos_token_id
-    return model, tok, figures
+    model.eval()
+    return {"final_loss": round(loss_value, 4), "train_tokens": tokens,
+            "padding_fraction": round(1 - tokens / max(1, padded_tokens), 4),
+            "train_seconds": round(time.monotonic() - started, 1),
+            "parameters": sum(p.numel() for p in model.parameters()), "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "cpu": cpu_model(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
 
 def build(dest: Path, recipe: Recipe, progress: bool = True) -> Path:

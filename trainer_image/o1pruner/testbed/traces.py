@@ -129,9 +129,32 @@ def minimal_trace(p: Problem) -> str:
     return " ".join(words + _answer(p.answer))
 
 
-def minimal_length(p: Problem) -> int:
-    """L_min in generated tokens, counted as the samplers count them (EOS included)."""
-    return len(minimal_trace(p).split()) + 1
+def minimal_length(p: Problem, tokenizer=None) -> int:
+    """L_min in generated tokens, counted as the samplers count them (EOS included): in the
+    testbed's tokens (one per word), or with a Hugging Face ``tokenizer`` in its tokens (a
+    pretrained model warmed up on the traces writes them in its own BPE)."""
+    text = minimal_trace(p)
+    if tokenizer is None:
+        return len(text.split()) + 1
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"]) + 1
+
+
+def problem_from_meta(meta: dict) -> Problem:
+    """The problem whose :meth:`Problem.to_meta` is ``meta`` (a dataset record's ``meta``)."""
+    x, values = meta["start"], []
+    for op, b in meta["ops"]:
+        x = apply(x, op, b)
+        values.append(x)
+    return Problem(meta["start"], tuple((op, b) for op, b in meta["ops"]), tuple(values))
+
+
+def lower_bound(meta: dict, tokenizer=None) -> int | None:
+    """L_min of a dataset problem from its ``meta``: for a testbed problem (its chain of
+    operations) the minimal trace's length in ``tokenizer``'s tokens (:func:`minimal_length`),
+    else a given ``meta["l_min"]``, else None (no known lower bound)."""
+    if meta.get("generator") == "longthought" and "ops" in meta:
+        return minimal_length(problem_from_meta(meta), tokenizer)
+    return meta.get("l_min")
 
 
 def _wrong(rng: random.Random, y: int, style: TraceStyle) -> int:
