@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import testbed  # noqa: E402
-from testbed import Config, _num, render_results  # noqa: E402,F401  (render_results: bench/render.py)
+from testbed import Config, render_results, run_cell  # noqa: E402,F401  (render_results: bench/render.py)
 
 NAME = "length_rewards"
 TITLE = "Length rewards on the long-thought testbed (same samples, surrogate and steps)"
@@ -39,19 +39,12 @@ def docs_summary(data: dict) -> dict:
     """The docs/benchmarks.md row: each reward's length change, accuracy change and gap closed."""
     rows = data["stats"]["rows"]
 
-    def cell(run: str) -> str:
-        r = rows[run]
-        d = r["delta_accuracy"]
-        return (f"{data['labels'][run]}: length {100 * r['length_change']['mean']:+.1f} %, Δacc "
-                f"{100 * d['mean']:+.1f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}], gap closed "
-                f"{100 * (r['gap_closed'] or 0):.0f} %, AES {_num(r['aes'], 2)}")
-
     base = data["stats"]["base"]
     return {
         "setup": (f"long-thought testbed, {base['n']} held-out problems, {len(data['seed'])} seeds, "
                   f"{data['config']['steps']} optimizer steps per reward"),
         "target": "a table with CIs (issue 14); no target on the figures",
-        "measured": "; ".join(cell(r) for r in ("o1-lam2", *data["config"]["rewards"]) if r in rows),
+        "measured": "; ".join(run_cell(data, r) for r in ("o1-lam2", *data["config"]["rewards"]) if r in rows),
         "verdict": "recorded",
     }
 

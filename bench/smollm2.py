@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import testbed  # noqa: E402
-from testbed import Config, _num, render_results  # noqa: E402,F401  (render_results: bench/render.py)
+from testbed import Config, render_results, run_cell  # noqa: E402,F401  (render_results: bench/render.py)
 
 NAME = "smollm2"
 TITLE = "O1-Pruner on SmolLM2-135M-Instruct warmed up on the testbed's traces (the pretrained path)"
@@ -39,20 +39,13 @@ def docs_summary(data: dict) -> dict:
     """The docs/benchmarks.md row."""
     base, rows = data["stats"]["base"], data["stats"]["rows"]
 
-    def cell(run: str) -> str:
-        r = rows[run]
-        d = r["delta_accuracy"]
-        return (f"{data['labels'][run]}: length {100 * r['length_change']['mean']:+.1f} %, Δacc "
-                f"{100 * d['mean']:+.1f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}], gap closed "
-                f"{100 * (r['gap_closed'] or 0):.0f} %, AES {_num(r['aes'], 2)}")
-
     missed = [t["target"] for t in data["targets"] if not t["met"]]
     return {
         "setup": (f"SmolLM2-135M warmed up on the testbed's traces, {base['n']} held-out problems, "
                   f"{len(data['seed'])} seed, {data['config']['steps']} optimizer steps per method; base accuracy "
                   f"{base['accuracy']:.3f}, length {base['mean_length']:.1f}, L_min {base['mean_l_min']:.1f}"),
         "target": "as the testbed's (issue 10 asks only that it runs: one seed, ≥ 200 problems)",
-        "measured": "; ".join(cell(r) for r in rows),
+        "measured": "; ".join(run_cell(data, r) for r in rows),
         "verdict": "met" if not missed else "missed: " + "; ".join(missed),
     }
 

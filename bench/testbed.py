@@ -680,6 +680,15 @@ def render_results(data: dict, out_dir: Path | None = None) -> None:
     stamp_png(out / f"{name}.png", data)
 
 
+def run_cell(data: dict, run: str) -> str:
+    """One run's figures in a docs/benchmarks.md cell: length change, Δacc with its CI, gap closed, AES."""
+    r = data["stats"]["rows"][run]
+    d = r["delta_accuracy"]
+    return (f"{data['labels'][run]}: length {100 * r['length_change']['mean']:+.1f} %, Δacc "
+            f"{100 * d['mean']:+.1f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}], gap closed "
+            f"{100 * (r['gap_closed'] or 0):.0f} %, AES {_num(r['aes'], 2)}")
+
+
 def docs_summary(data: dict) -> dict:
     """The docs/benchmarks.md row."""
     r, base = data["stats"]["rows"]["o1-lam2"], data["stats"]["base"]
