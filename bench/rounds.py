@@ -22,6 +22,7 @@ import argparse
 import json
 import logging
 import sys
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -37,11 +38,16 @@ RUN = "o1-lam2"  # round 1: the testbed benchmark's run
 ROUNDS = 2
 GUARDS = (0.01, 0.05)  # maxAccuracyDrop: the default, and the one examples/local.yaml uses
 LABELS = {"round1": "Round 1 (the testbed's O1-Pruner λ=2 run)", "round2": "Round 2 (reference: round 1's model)"}
+
+
+def labels(rounds: int) -> dict[str, str]:
+    """Table labels of rounds 1..``rounds``."""
+    return {**LABELS, **{f"round{n}": f"Round {n} (reference: round {n - 1}'s model)" for n in range(3, rounds + 1)}}
 TARGET_GAP = 0.90
 
 
-def round_job(cfg: Config, seed: int) -> dict:
-    """The testbed benchmark's λ = 2 job of ``seed`` with ``spec.rounds`` (count 2, no early stop)."""
+def round_job(cfg: Config, seed: int, rounds: int = ROUNDS) -> dict:
+    """The testbed benchmark's λ = 2 job of ``seed`` with ``spec.rounds`` (``rounds``, no early stop)."""
     _, training = testbed.methods(cfg)[RUN]
     probe = testbed.job(cfg, seed, f"testbed-s{seed}-{RUN}", cfg.root / f"seed-{seed}" / RUN, training)
     from o1pruner.pipeline import open_context, training_examples
@@ -50,22 +56,22 @@ def round_job(cfg: Config, seed: int) -> dict:
     _, examples = training_examples(open_context(parse_job(probe), with_metrics=False))
     job = testbed.job(cfg, seed, f"testbed-s{seed}-{RUN}", cfg.root / f"seed-{seed}" / RUN,
                       {**training, "epochs": testbed._epochs_for(len(examples), cfg)})
-    job["spec"]["rounds"] = {"count": ROUNDS, "minLengthGain": 0.0}
+    job["spec"]["rounds"] = {"count": rounds, "minLengthGain": 0.0}
     job["spec"]["evaluation"]["guard"] = {"enabled": False}
     job["spec"]["metrics"] = {"port": 19600 + seed}
     return job
 
 
-def run_rounds(cfg: Config, seed: int) -> dict:
-    """Round 1 (resumed from bench/testbed.py) and round 2 of one seed; returns the rounds report."""
+def run_rounds(cfg: Config, seed: int, rounds: int = ROUNDS) -> dict:
+    """Round 1 (resumed from bench/testbed.py) and the later rounds of one seed; returns the rounds report."""
     from o1pruner.pipeline import run_local
     from o1pruner.spec import parse_job
 
-    report = run_local(parse_job(round_job(cfg, seed)), max_steps=cfg.steps)
+    report = run_local(parse_job(round_job(cfg, seed, rounds)), max_steps=cfg.steps)
     return {"rounds": report["rounds"], "stopReason": report["stopReason"]}
 
 
-def collect(cfg: Config) -> dict:
+def collect(cfg: Config, rounds: int = ROUNDS) -> dict:
     """Per-problem outcomes of the base and of each round, every seed (testbed layout)."""
     from o1pruner.data import generate_longthought
     from o1pruner.pipeline import open_context
@@ -76,9 +82,9 @@ def collect(cfg: Config) -> dict:
     out: dict = {"problem_ids": ids, "difficulty": [p.difficulty for p in problems],
                  "l_min": [p.meta["l_min"] for p in problems], "base": {}, "methods": {}, "train": {}, "reference": {}}
     for seed in cfg.seeds:
-        ctx = open_context(parse_job(round_job(cfg, seed)), with_metrics=False)
+        ctx = open_context(parse_job(round_job(cfg, seed, rounds)), with_metrics=False)
         out["base"][str(seed)] = testbed._arrays(testbed._records(ctx.store, "base"), ids)
-        for n in range(1, ROUNDS + 1):
+        for n in range(1, rounds + 1):
             rctx = ctx.for_round(n)
             out["methods"].setdefault(f"round{n}", {})[str(seed)] = testbed._arrays(
                 testbed._records(rctx.store, "pruned"), ids)
@@ -172,18 +178,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rerender", action="store_true", help="only rewrite the md/png from the committed JSON")
     ap.add_argument("--seeds", type=int, nargs="+", default=list(Config.seeds))
     ap.add_argument("--jobs", type=int, default=0, help="seeds side by side (default: one per core)")
+    ap.add_argument("--rounds", type=int, default=ROUNDS)
+    ap.add_argument("--temperature", type=float, default=Config.temperature,
+                    help="reference sampling temperature (the authors': 0.5)")
+    ap.add_argument("--top-p", type=float, default=Config.top_p, help="reference sampling top-p (the authors': 0.8)")
+    ap.add_argument("--tag", default=Config.tag, help="work directory tag (another setting: another tag)")
     args = ap.parse_args(argv)
     if args.rerender:
         render_results(json.loads((RESULTS / f"{NAME}.json").read_text()))
         return 0
     record = start(argv, script=__file__)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    cfg = Config(seeds=tuple(args.seeds), lambdas=(2.0,), baselines=False)
-    testbed.run_seeds(run_rounds, cfg, args.jobs)
-    per_problem = collect(cfg)
+    cfg = Config(seeds=tuple(args.seeds), lambdas=(2.0,), baselines=False, temperature=args.temperature,
+                 top_p=args.top_p, tag=args.tag)
+    testbed.run_seeds(partial(run_rounds, rounds=args.rounds), cfg, args.jobs)
+    per_problem = collect(cfg, args.rounds)
     result = testbed.build_result(cfg, finish(record), name=NAME, title=TITLE, per_problem=per_problem,
-                                  labels=LABELS)
-    result["sections"] = [["Rounds (each against the original base)", ["round1", "round2"]]]
+                                  labels=labels(args.rounds))
+    result["sections"] = [["Rounds (each against the original base)", [f"round{n}" for n in range(1, args.rounds + 1)]]]
     result["setup_text"] += (" Rounds: round 2 resamples K per training problem from round 1's pruned model (the same "
                              "problems, seed and temperature), recomputes the per-problem statistics and trains from "
                              "round 1's model for the same number of steps; the guard does not stop the run.")

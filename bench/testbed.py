@@ -55,6 +55,7 @@ class Config:
     eval_count: int = 600
     k: int = 8
     temperature: float = 1.0
+    top_p: float = 1.0
     max_tokens: int = 192
     steps: int = 96  # optimizer steps, the same for every method
     batch_size: int = 32
@@ -107,7 +108,7 @@ def job(cfg: Config, seed: int, name: str, storage: Path, training: dict | None 
                           "generator": {"count": cfg.eval_count, "seed": 1001, "minSteps": 2, "maxSteps": 4}}],
             },
             "prompt": {"system": ""},
-            "sampling": {"k": cfg.k, "temperature": cfg.temperature, "topP": 1.0, "maxTokens": cfg.max_tokens,
+            "sampling": {"k": cfg.k, "temperature": cfg.temperature, "topP": cfg.top_p, "maxTokens": cfg.max_tokens,
                          "seed": seed, "samplesPerProblem": SAMPLES_PER_PROBLEM, "backend": cfg.backend,
                          "batchSize": 64, "concurrency": cfg.concurrency},
             "training": {"deepspeed": {"enabled": False}, "learningRate": cfg.learning_rate, "epochs": 1,
@@ -602,11 +603,21 @@ def _fast_prompt_note(cfg: Config) -> str:
             "(its chat template shows it no system prompt).")
 
 
+def _sampling_note(cfg: Config) -> str:
+    if cfg.temperature == 1.0 and cfg.top_p == 1.0:
+        return ("the reference model's own distribution: its redundancy, errors and short-cuts appear at the "
+                "rates it learned")
+    if (cfg.temperature, cfg.top_p) == (0.5, 0.8):
+        return ("the authors' sampling: the low-probability tails (most wrong step results, the guess) are cut, "
+                "the redundancy choices stay")
+    return "a tuning setting"
+
+
 def setup_text(cfg: Config) -> str:
     return (
         f"Training problems: {cfg.train_count} per seed (generator seed 100 + seed), K = {cfg.k} reference samples "
-        f"each at temperature {cfg.temperature:g}, top-p 1 (the reference model's own distribution: its "
-        f"redundancy, errors and short-cuts appear at the rates it learned), max {cfg.max_tokens} tokens. Every "
+        f"each at temperature {cfg.temperature:g}, top-p {cfg.top_p:g} ({_sampling_note(cfg)}), max "
+        f"{cfg.max_tokens} tokens. Every "
         f"method: {cfg.steps} AdamW optimizer steps of batch {cfg.batch_size} from the reference model, lr "
         f"{cfg.learning_rate:g}, cosine with 10 % warm-up, cutoff {cfg.max_length} tokens, fp32 on CPU, the same "
         "for all methods so that only the objective differs. O1-Pruner: 2 of the K samples per problem (seeded "
@@ -715,6 +726,9 @@ def main(argv: list[str] | None = None, defaults: Config = Config(), name: str =
     ap.add_argument("--train-count", type=int, default=defaults.train_count)
     ap.add_argument("--steps", type=int, default=defaults.steps)
     ap.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
+    ap.add_argument("--temperature", type=float, default=defaults.temperature,
+                    help="reference sampling temperature (the authors': 0.5)")
+    ap.add_argument("--top-p", type=float, default=defaults.top_p, help="reference sampling top-p (the authors': 0.8)")
     ap.add_argument("--tag", default=defaults.tag)
     ap.add_argument("--only", default="", help="comma-separated run names (e.g. o1-lam2,sft) for tuning")
     ap.add_argument("--fresh", action="store_true", help="delete this tag's working data first")
@@ -729,6 +743,7 @@ def main(argv: list[str] | None = None, defaults: Config = Config(), name: str =
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = replace(defaults, seeds=tuple(args.seeds), eval_count=args.eval_count, train_count=args.train_count,
                   steps=args.steps, learning_rate=args.learning_rate, tag=args.tag,
+                  temperature=args.temperature, top_p=args.top_p,
                   only=tuple(x for x in args.only.split(",") if x))
     if args.fresh and cfg.root.exists():
         shutil.rmtree(cfg.root)

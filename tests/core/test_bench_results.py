@@ -271,3 +271,7 @@ def test_pretrained_path_is_the_warmed_up_smollm2_on_200_problems_and_the_docs_s
     lr = f"{recipe.learning_rate:.0e}".replace("e-0", "e-")  # 1e-4
     assert (f"{recipe.steps} steps of {recipe.batch_size} traces at lr {lr}" in text
             and f"(about {minutes} minutes on {data['machine']['cores']} cores)" in text)
+    guess = data["stats"]["anatomy"]["guess"]  # the docs' "a guess is a quarter of a mean reference sample"
+    assert 0.2 <= guess["with"]["mean_length"] / guess["without"]["mean_length"] <= 0.3
+    assert "a guess is a quarter of a mean reference sample" in text
+    assert guess["with"]["mean_reward"]["2"] == max(k["with"]["mean_reward"]["2"] for k in data["stats"]["anatomy"].values())
