@@ -764,15 +764,20 @@ def build_row(data: dict, file: str, run: str = "o1-lam2") -> str:
             f"{' / '.join(format(100 * (s['accuracy'] - base['accuracy']), '+.1f') for s in seeds)} |")
 
 
-def tuning_row(data: dict, file: str, run: str = "o1-lam2") -> str:
+def tuning_row(data: dict, file: str, run: str | None = None) -> str:
     """One row of bench/results/tuning/README.md from a results JSON: where the model was built,
     its build's final loss, seeds × held-out problems, training problems (and the epochs the
-    optimizer steps make of their 2 samples each), steps, learning rate and ``run``'s figures."""
-    r, c = data["stats"]["rows"][run], data["config"]
-    a = r["delta_accuracy"]
+    optimizer steps make of their 2 samples each), steps, learning rate, the reference sampling
+    (temperature / top-p), and ``run``'s figures (default: O1-Pruner λ = 2, or a rounds run's
+    last round)."""
+    rows, c = data["stats"]["rows"], data["config"]
+    run = run or ("o1-lam2" if "o1-lam2" in rows else max((k for k in rows if k.startswith("round")),
+                                                          key=lambda k: int(k[5:])))
+    r, a = rows[run], rows[run]["delta_accuracy"]
     return (f"| `{file}` | {data['machine']['cpu']} | {data['model']['build']['final_loss']} | "
             f"{len(c['seeds'])} × {c['eval_count']} | {c['train_count']} ({epochs(c):.1f}) | {c['steps']} | "
-            f"{c['learning_rate']:g} | {100 * r['length_change']['mean']:+.1f} % | "
+            f"{c['learning_rate']:g} | {c['temperature']:g} / {c.get('top_p', 1.0):g} | {run} | "
+            f"{100 * r['length_change']['mean']:+.1f} % | "
             f"{100 * a['mean']:+.1f} [{100 * a['low']:+.1f}, {100 * a['high']:+.1f}] |")
 
 

@@ -191,7 +191,7 @@ def test_tuning_runs_table_is_what_their_jsons_say():
         data = _load(path)
         line = testbed.tuning_row(data, path.name)
         assert line in text, line
-        assert data["command"] == shlex.join(["python", "bench/testbed.py", *data["argv"]])
+        assert data["command"] == shlex.join(["python", f"bench/{data['benchmark']}.py", *data["argv"]])
 
 
 def test_gpu_docs_section_is_rendered_from_the_committed_gpu_results():
@@ -275,3 +275,36 @@ def test_pretrained_path_is_the_warmed_up_smollm2_on_200_problems_and_the_docs_s
     assert 0.2 <= guess["with"]["mean_length"] / guess["without"]["mean_length"] <= 0.3
     assert "a guess is a quarter of a mean reference sample" in text
     assert guess["with"]["mean_reward"]["2"] == max(k["with"]["mean_reward"]["2"] for k in data["stats"]["anatomy"].values())
+
+
+def test_docs_sampling_and_second_round_paragraph_is_what_the_tuning_jsons_say():
+    """docs/testbed.md's paragraph on the authors' sampling and a second round (bench/results/
+    tuning/*-avx2.json): the cuts, accuracy changes, check shares and the guard's verdict."""
+    tuning = RESULTS / "tuning"
+    t1, authors = _load(tuning / "testbed-t1-avx2.json"), _load(tuning / "testbed-authors-avx2.json")
+    r_t1, r_authors = _load(tuning / "rounds-t1-avx2.json"), _load(tuning / "rounds-authors-avx2.json")
+    text = " ".join((REPO / "docs" / "testbed.md").read_text().split())
+    for data, temperature, top_p in ((t1, 1.0, 1.0), (authors, 0.5, 0.8), (r_t1, 1.0, 1.0), (r_authors, 0.5, 0.8)):
+        assert (data["config"]["temperature"], data["config"]["top_p"]) == (temperature, top_p)
+        assert data["model"]["identity"] == t1["model"]["identity"]  # one build for all four
+    assert t1["model"]["build"]["cpu_capability"] == "AVX2" and "AMD EPYC on AVX2 kernels" in text
+
+    def cut(data: dict, run: str) -> str:
+        return f"{-100 * data['stats']['rows'][run]['length_change']['mean']:.1f} %"
+
+    def dacc(data: dict, run: str) -> str:
+        a = data["stats"]["rows"][run]["delta_accuracy"]
+        return (f"{100 * a['mean']:+.1f} [{100 * a['low']:+.1f}, {100 * a['high']:+.1f}]").replace("-", "−")
+
+    assert f"cut {cut(t1, 'o1-lam2')} at temperature 1 and {cut(authors, 'o1-lam2')} at the authors'" in text
+    assert f"cut {cut(r_authors, 'round2')} at the authors' sampling, no more than its first" in text
+    assert abs(r_authors["stats"]["rows"]["round2"]["length_change"]["mean"]
+               - authors["stats"]["rows"]["o1-lam2"]["length_change"]["mean"]) < 0.01
+    assert f"at temperature 1 it cut {cut(r_t1, 'round2')}" in text
+    assert f"{dacc(r_t1, 'round2')} points against {dacc(t1, 'o1-lam2')} after round 1" in text
+    assert r_t1["stats"]["rows"]["round1"] == t1["stats"]["rows"]["o1-lam2"]  # round 1 is that run, resumed
+    shares = [d["stats"]["anatomy"]["check"]["with"]["share"] for d in (authors, t1)]
+    assert f"({100 * shares[0]:.1f} % of them, against {100 * shares[1]:.1f} % at temperature 1)" in text
+    guard = [g for g in r_t1["guards"] if g["run"] == "round2"]
+    assert len(guard) == 2 and not any(g["0.01"]["passed"] for g in guard)
+    assert "the default guard rejects it on both seeds" in text
