@@ -183,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="reference sampling temperature (the authors': 0.5)")
     ap.add_argument("--top-p", type=float, default=Config.top_p, help="reference sampling top-p (the authors': 0.8)")
     ap.add_argument("--tag", default=Config.tag, help="work directory tag (another setting: another tag)")
+    ap.add_argument("--model", default=Config.model, help="the reference model (e.g. embedded:longthought-concise)")
     args = ap.parse_args(argv)
     if args.rerender:
         render_results(json.loads((RESULTS / f"{NAME}.json").read_text()))
@@ -190,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     record = start(argv, script=__file__)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = Config(seeds=tuple(args.seeds), lambdas=(2.0,), baselines=False, temperature=args.temperature,
-                 top_p=args.top_p, tag=args.tag)
+                 top_p=args.top_p, tag=args.tag, model=args.model)
     testbed.run_seeds(partial(run_rounds, rounds=args.rounds), cfg, args.jobs)
     per_problem = collect(cfg, args.rounds)
     result = testbed.build_result(cfg, finish(record), name=NAME, title=TITLE, per_problem=per_problem,

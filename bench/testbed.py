@@ -730,6 +730,7 @@ def main(argv: list[str] | None = None, defaults: Config = Config(), name: str =
                     help="reference sampling temperature (the authors': 0.5)")
     ap.add_argument("--top-p", type=float, default=defaults.top_p, help="reference sampling top-p (the authors': 0.8)")
     ap.add_argument("--tag", default=defaults.tag)
+    ap.add_argument("--model", default=defaults.model, help="the reference model (e.g. embedded:longthought-concise)")
     ap.add_argument("--only", default="", help="comma-separated run names (e.g. o1-lam2,sft) for tuning")
     ap.add_argument("--fresh", action="store_true", help="delete this tag's working data first")
     ap.add_argument("--jobs", type=int, default=0,
@@ -743,7 +744,7 @@ def main(argv: list[str] | None = None, defaults: Config = Config(), name: str =
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = replace(defaults, seeds=tuple(args.seeds), eval_count=args.eval_count, train_count=args.train_count,
                   steps=args.steps, learning_rate=args.learning_rate, tag=args.tag,
-                  temperature=args.temperature, top_p=args.top_p,
+                  temperature=args.temperature, top_p=args.top_p, model=args.model,
                   only=tuple(x for x in args.only.split(",") if x))
     if args.fresh and cfg.root.exists():
         shutil.rmtree(cfg.root)

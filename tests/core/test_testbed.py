@@ -290,3 +290,33 @@ def test_warm_up_rows_are_the_trace_in_the_pretrained_models_chat_format(smollm2
     assert prompt == pipeline_prompt  # the bench's and the example's `prompt: {system: ""}`
     trace = tok.decode(ids[start:-1])
     assert trace.endswith("}") and "\\boxed{" in trace and len(ids) - start > len(trace.split())
+
+
+def test_concise_mode_writes_the_minimal_steps_with_uncaught_errors_and_no_redundancy():
+    style = TraceStyle(p_concise=1.0, p_guess=0.0, error_rate=0.0)
+    problems = make_problems(60, seed=5)
+    rng = random.Random(0)
+    assert all(sample_trace(p, rng, style) == minimal_trace(p) for p in problems)
+    noisy = replace(style, error_rate=0.3)
+    texts = [(p, sample_trace(p, rng, noisy)) for p in problems]
+    for p, text in texts:
+        assert not any(redundancy_profile(text).values())
+        assert len(text.split()) == len(minimal_trace(p).split())  # the same steps, some values wrong
+    assert 0 < sum(trace_answer(t) != p.answer for p, t in texts) < len(texts)  # nothing catches an error
+
+
+def test_concise_mode_is_drawn_at_its_rate_and_leaves_other_recipes_unchanged():
+    p_concise, problems = 0.1, make_problems(2000, seed=6)
+    rng = random.Random(1)
+    texts = [sample_trace(p, rng, TraceStyle(p_concise=p_concise, error_rate=0.0)) for p in problems]
+    concise = sum(t == minimal_trace(p) for p, t in zip(problems, texts)) / len(problems)
+    assert abs(concise - p_concise) < 0.03  # (a verbose trace equals the minimal one only by chance: rare)
+    # Off (the default), no draw is made: the same random stream, the same traces as before the field.
+    a, b = random.Random(2), random.Random(2)
+    assert [sample_trace(p, a) for p in problems[:50]] == [sample_trace(p, b, TraceStyle(p_concise=0.0))
+                                                          for p in problems[:50]]
+    assert "p_concise" not in TESTBED_RECIPES["longthought-arith"].to_dict()["style"]
+    concise_recipe = TESTBED_RECIPES["longthought-concise"]
+    assert concise_recipe.style.p_concise == p_concise
+    assert concise_recipe.digest() != TESTBED_RECIPES["longthought-arith"].digest()
+    assert replace(concise_recipe, style=TraceStyle()) == TESTBED_RECIPES["longthought-arith"]  # only the mode differs

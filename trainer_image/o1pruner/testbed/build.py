@@ -95,6 +95,7 @@ TESTBED_RECIPES: dict[str, Recipe] = {
         hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2)),
     "smollm2-longthought": Recipe(init="smollm2-135m-instruct", steps=60, batch_size=8, learning_rate=1e-4,
                                   warmup_steps=6),
+    "longthought-concise": Recipe(style=TraceStyle(p_concise=0.1)),
 }
 
 

@@ -66,6 +66,11 @@ class TraceStyle:
     p_guess: float = 0.08
     error_rate: float = 0.1
     max_error: int = 3
+    #: Share of traces written in a concise mode: each operation once (its errors, at
+    #: ``error_rate``, left uncaught), no redundancy, no opening word of its own. Such a model can
+    #: reason without its redundancy, as pretrained long-thought models can; below about 0.15 the
+    #: redundant opening stays the most likely one, so greedy answers are still long.
+    p_concise: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -163,12 +168,27 @@ def _wrong(rng: random.Random, y: int, style: TraceStyle) -> int:
     return y + rng.choice([d for d in range(-style.max_error, style.max_error + 1) if d])
 
 
+def concise_trace(p: Problem, rng: random.Random, style: TraceStyle = TraceStyle()) -> str:
+    """A trace of the concise mode: the minimal trace's steps, each wrong with probability
+    ``style.error_rate`` (a wrong value is carried forward: nothing checks it)."""
+    words: list[str] = []
+    x = p.start
+    for i, (op, b) in enumerate(p.ops):
+        true_y = apply(x, op, b)
+        y = _wrong(rng, true_y, style) if rng.random() < style.error_rate else true_y
+        words += _step(i, x, op, b, y)
+        x = y
+    return " ".join(words + _answer(x))
+
+
 def sample_trace(p: Problem, rng: random.Random, style: TraceStyle = TraceStyle(),
                  task: TaskSpec = TaskSpec()) -> str:
     """One reasoning trace for ``p`` drawn from ``style`` (redundant, sometimes wrong)."""
     if rng.random() < style.p_guess:
         rounded = 10 * round(p.answer / 10)  # within the tokenizer's number range
         return " ".join(["guess", *p.text.split(), "≈", str(rounded), ";", *_answer(rounded)])
+    if style.p_concise and rng.random() < style.p_concise:  # no draw when off: the same traces as before
+        return concise_trace(p, rng, style)
     words: list[str] = []
     if rng.random() < style.p_restate:
         words += ["restate", *p.text.split(), ";"]
@@ -212,7 +232,10 @@ def trace_answer(text: str) -> int | None:
 
 
 def recipe_dict(task: TaskSpec, style: TraceStyle) -> dict:
-    return {"task": asdict(task), "style": asdict(style)}
+    out = {"task": asdict(task), "style": asdict(style)}
+    if not style.p_concise:  # absent when off, so the recipes without it keep their digests
+        del out["style"]["p_concise"]
+    return out
 
 
 #: The words that open each kind of redundancy (and of error repair) in a trace.
