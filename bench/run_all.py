@@ -24,7 +24,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 RESULTS = HERE / "results"
 ORDER = ["sampler_throughput", "trainer_efficiency", "testbed_build", "testbed", "length_rewards", "rounds", "redundancy_oracle",
-         "smollm2"]
+         "concise", "smollm2"]
 
 
 def recorded_argv(name: str) -> list[str]:

@@ -107,6 +107,9 @@ def test_make_bench_replays_the_arguments_of_the_committed_results():
     run_all = _bench_module("run_all")
     commands = run_all.plan(run_all.ORDER)
     for name, cmd in zip(run_all.ORDER, commands):
+        if (RESULTS / name).is_dir():  # a folder of other scripts' results (bench/concise.py): no arguments
+            assert cmd[1:] == [f"bench/{name}.py"] and (RESULTS / name / "README.md").is_file(), name
+            continue
         data = _load(RESULTS / f"{name}.json")
         assert shlex.join(["python", *cmd[1:]]) == data["command"], name
         if "argv" in data:
@@ -308,3 +311,29 @@ def test_docs_sampling_and_second_round_paragraph_is_what_the_tuning_jsons_say()
     guard = [g for g in r_t1["guards"] if g["run"] == "round2"]
     assert len(guard) == 2 and not any(g["0.01"]["passed"] for g in guard)
     assert "the default guard rejects it on both seeds" in text
+
+
+def test_concise_results_render_from_their_jsons_and_are_one_build(tmp_path):
+    """bench/results/concise/: each md and the README are what ``bench/concise.py --rerender``
+    writes from the committed JSONs, the three runs measured one build of the concise recipe,
+    and round 1 of the rounds run is the testbed run (resumed, not retrained)."""
+    from o1pruner.testbed.build import TESTBED_RECIPES
+
+    concise = _bench_module("concise")
+    out = RESULTS / "concise"
+    concise.rerender(tmp_path)
+    for name in ("README", "redundancy_oracle", "testbed", "rounds"):
+        assert (tmp_path / f"{name}.md").read_text() == (out / f"{name}.md").read_text(), name
+    oracle, tb, rnd = (_load(out / f"{n}.json") for n in ("redundancy_oracle", "testbed", "rounds"))
+    assert {d["model"]["identity"]["weights_sha256"] for d in (oracle, tb, rnd)} == {
+        oracle["model"]["build"]["weights_sha256"]}
+    assert oracle["model"]["digest"] == TESTBED_RECIPES["longthought-concise"].digest()
+    assert rnd["stats"]["rows"]["round1"] == tb["stats"]["rows"]["o1-lam2"]
+    docs = (REPO / "docs" / "testbed.md").read_text()
+    assert concise.docs_text(docs, oracle, tb, rnd) == docs  # the docs' findings are the JSONs' figures
+    assert len(rnd["seed"]) >= 3 and rnd["stats"]["base"]["n"] >= 500  # the rounds issue's scale
+    base = oracle["stats"]["base"]
+    assert 0.6 <= base["accuracy"] <= 0.9 and base["length_over_l_min"] >= 2.5 and base["truncated"] < 0.01
+    for data in (oracle, tb, rnd):
+        assert data["per_problem_file"].startswith("bench/results/concise/")
+        assert (REPO / data["per_problem_file"]).is_file()
