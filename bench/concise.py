@@ -26,6 +26,7 @@ it runs and puts them back after, so only ``bench/results/concise/`` changes.
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import shutil
 import sys
@@ -37,16 +38,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import redundancy_oracle  # noqa: E402
 import rounds  # noqa: E402
 import testbed  # noqa: E402
-from common import RESULTS, machine_line  # noqa: E402
+from common import REPO, RESULTS, machine_line  # noqa: E402
 
 MODEL = "embedded:longthought-concise"
 OUT = RESULTS / "concise"
 TAG = "concise"
-#: (results name, the script's main, its arguments)
+#: (name under bench/results/concise/, the script's results name, its main, its arguments)
 RUNS = (
-    ("redundancy_oracle", redundancy_oracle.main, ["--model", MODEL, "--tag", "oracle-concise"]),
-    ("testbed", testbed.main, ["--model", MODEL, "--only", "o1-lam2", "--tag", TAG]),
-    ("rounds", rounds.main, ["--model", MODEL, "--tag", TAG, "--rounds", "2"]),
+    ("redundancy_oracle", "redundancy_oracle", redundancy_oracle.main, ["--model", MODEL, "--tag", "oracle-concise"]),
+    ("testbed", "testbed", testbed.main, ["--model", MODEL, "--only", "o1-lam2", "--tag", TAG]),
+    ("rounds", "rounds", rounds.main, ["--model", MODEL, "--tag", TAG, "--rounds", "2"]),
+    ("testbed-lam5", "testbed", testbed.main, ["--model", MODEL, "--only", "o1-lam5", "--tag", TAG]),
+    ("rounds-lam5", "rounds", rounds.main, ["--model", MODEL, "--tag", TAG, "--rounds", "2", "--lambda", "5"]),
 )
 RENDER = {"redundancy_oracle": redundancy_oracle.render_results, "testbed": testbed.render_results,
           "rounds": rounds.render_results}
@@ -56,20 +59,21 @@ def _files(name: str) -> list[str]:
     return [f"{name}{ext}" for ext in (".json", ".md", ".png", "_per_problem.json.gz")]
 
 
-def run_one(name: str, main, argv: list[str]) -> None:
-    """``main(argv)``, its results moved to :data:`OUT` and the main benchmark's put back."""
+def run_one(name: str, source: str, main, argv: list[str]) -> None:
+    """``main(argv)``, its results (``source``.*) moved to :data:`OUT` as ``name``.* and the main
+    benchmark's put back."""
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as keep:
-        saved = [f for f in _files(name) if (RESULTS / f).exists()]
+        saved = [f for f in _files(source) if (RESULTS / f).exists()]
         for f in saved:
             shutil.copy2(RESULTS / f, Path(keep) / f)
         docs = redundancy_oracle.DOCS.read_text()
         try:
             if main(argv):
-                raise SystemExit(f"bench/{name}.py {' '.join(argv)} failed")
-            for f in _files(name):
-                if (RESULTS / f).exists():
-                    shutil.move(str(RESULTS / f), OUT / f)
+                raise SystemExit(f"bench/{source}.py {' '.join(argv)} failed")
+            for f_src, f_out in zip(_files(source), _files(name)):
+                if (RESULTS / f_src).exists():
+                    shutil.move(str(RESULTS / f_src), OUT / f_out)
             data = json.loads((OUT / f"{name}.json").read_text())
             data["per_problem_file"] = f"bench/results/concise/{name}_per_problem.json.gz"
             (OUT / f"{name}.json").write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
@@ -83,57 +87,102 @@ def load(name: str) -> dict:
     return json.loads((OUT / f"{name}.json").read_text())
 
 
-def summary_lines(oracle: dict, tb: dict, rnd: dict) -> list[str]:
-    """README.md's findings, every figure from the three JSONs."""
-    base, rows = oracle["stats"]["base"], oracle["stats"]["rows"]
-    reach = [r for r in rows if r in oracle["left_out"] and (rows[r]["gap_closed"] or 0) >= rounds.TARGET_GAP
-             and rows[r]["delta_accuracy"]["low"] >= -0.01]
-    best = max(reach, key=lambda r: rows[r]["accuracy"]) if reach else None
-    r1, r2 = rnd["stats"]["rows"]["round1"], rnd["stats"]["rows"]["round2"]
-    target = rnd["targets"][0]
-    out = [f"- The model: greedy accuracy {base['accuracy']:.3f}, mean length {base['mean_length']:.1f} tokens "
-           f"({base['length_over_l_min']:.2f}× mean L_min {base['mean_l_min']:.1f}), {100 * base['truncated']:.1f} % of "
-           "answers at the cap (the testbed's bounds: accuracy 0.6–0.9, ≥ 2.5× L_min, < 1 %)."]
-    if best:
-        b = rows[best]
-        out.append(f"- The oracle: {len(reach)} of {len(oracle['left_out']) - 1} structures close ≥ "
-                   f"{100 * rounds.TARGET_GAP:.0f} % of the gap with Δacc CI low ≥ −1 point; the most accurate, "
-                   f"*{oracle['labels'][best]}*: length {b['mean_length']:.1f}, gap closed {100 * b['gap_closed']:.0f} %, "
-                   f"Δacc {100 * b['delta_accuracy']['mean']:+.1f} [{100 * b['delta_accuracy']['low']:+.1f}, "
-                   f"{100 * b['delta_accuracy']['high']:+.1f}] points. On this model the target is reachable.")
-    else:
-        out.append(f"- The oracle: no structure closes ≥ {100 * rounds.TARGET_GAP:.0f} % of the gap with Δacc CI low "
-                   "≥ −1 point.")
-    for label, r in (("Round 1", r1), ("Round 2", r2)):
-        d = r["delta_accuracy"]
-        out.append(f"- O1-Pruner λ = 2, {label.lower()} ({len(rnd['seed'])} seeds × {rnd['stats']['base']['n']}): length "
-                   f"{100 * r['length_change']['mean']:+.1f} %, gap closed {100 * (r['gap_closed'] or 0):.1f} %, Δacc "
-                   f"{100 * d['mean']:+.1f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}] points; per seed, gap closed "
-                   + " / ".join(f"{100 * s['gap_closed']:.0f} %" for s in r["per_seed"]) + ".")
-    out.append(f"- The rounds target ({target['target']}): {'met' if target['met'] else 'MISSED'} — {target['measured']}.")
+def load_all() -> dict[str, dict]:
+    """Every run's committed JSON, by its name under bench/results/concise/ (:data:`RUNS` order)."""
+    return {name: load(name) for name, *_ in RUNS}
+
+
+def _points(d: dict) -> str:
+    return f"{100 * d['mean']:+.1f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}]"
+
+
+def oracle_guard(oracle: dict, run: str, max_drop: float = 0.01) -> dict:
+    """The accuracy guard's verdict (:func:`o1pruner.guard.accuracy_guard`) on an oracle structure
+    against the base, from the oracle's committed per-problem outcomes."""
+    from o1pruner.guard import accuracy_guard
+
+    per_problem = json.loads(gzip.decompress((REPO / oracle["per_problem_file"]).read_bytes()))
+    return accuracy_guard(per_problem["base"]["0"]["correct"], per_problem["methods"][run]["0"]["correct"],
+                          per_problem["difficulty"], max_drop=max_drop)
+
+
+def round_lines(rnd: dict) -> list[str]:
+    """One line per round of a rounds run: pooled and per-seed figures, the guard's verdicts."""
+    base, out = rnd["stats"]["base"], []
+    for n in range(1, 1 + sum(k.startswith("round") for k in rnd["stats"]["rows"])):
+        r = rnd["stats"]["rows"][f"round{n}"]
+        seeds = r["per_seed"]
+        verdicts = [g for g in rnd["guards"] if g["run"] == f"round{n}"]
+        out.append(f"- O1-Pruner λ = {rnd['config']['lambdas'][0]:g}, round {n} ({len(rnd['seed'])} seeds × "
+                   f"{base['n']}): length {100 * r['length_change']['mean']:+.1f} %, gap closed "
+                   f"{100 * (r['gap_closed'] or 0):.1f} %, Δacc {_points(r['delta_accuracy'])} points; per seed, gap "
+                   "closed " + " / ".join(f"{abs(100 * s['gap_closed']) if abs(s['gap_closed']) < 0.005 else 100 * s['gap_closed']:.0f} %"
+                                          for s in seeds) + " and Δacc "
+                   + " / ".join(f"{100 * (s['accuracy'] - base['accuracy']):+.1f}" for s in seeds)
+                   + f" points; the default guard passes {sum(g['0.01']['passed'] for g in verdicts)} of "
+                   f"{len(verdicts)} seeds, a 5-point guard {sum(g['0.05']['passed'] for g in verdicts)}.")
     return out
 
 
-def render_readme(oracle: dict, tb: dict, rnd: dict) -> str:
+def summary_lines(datas: dict[str, dict]) -> list[str]:
+    """README.md's and docs/testbed.md's findings, every figure from the JSONs."""
+    oracle, rnd = datas["redundancy_oracle"], datas["rounds"]
+    base, rows = oracle["stats"]["base"], oracle["stats"]["rows"]
+    reach = [r for r in rows if r in oracle["left_out"] and (rows[r]["gap_closed"] or 0) >= rounds.TARGET_GAP]
+    out = [f"- The model: greedy accuracy {base['accuracy']:.3f}, mean length {base['mean_length']:.1f} tokens "
+           f"({base['length_over_l_min']:.2f}× mean L_min {base['mean_l_min']:.1f}), {100 * base['truncated']:.1f} % of "
+           "answers at the cap (the testbed's bounds: accuracy 0.6–0.9, ≥ 2.5× L_min, < 1 %)."]
+    if reach:
+        best = max(reach, key=lambda r: rows[r]["accuracy"])
+        b, d = rows[best], rows[best]["delta_accuracy"]
+        verdict = oracle_guard(oracle, best)
+        out.append(f"- The oracle: {len(reach)} of {len(oracle['left_out']) - 1} structures close ≥ "
+                   f"{100 * rounds.TARGET_GAP:.0f} % of the gap; the most accurate, *{oracle['labels'][best]}*: length "
+                   f"{b['mean_length']:.1f}, gap closed {100 * b['gap_closed']:.0f} %, accuracy {b['accuracy']:.3f}, Δacc "
+                   f"{_points(d)} points. On this model the gap target is reachable. The default accuracy guard "
+                   f"(1 point) would {'accept' if verdict['passed'] else 'refuse'} even that structure"
+                   + ("" if verdict["passed"] else f" (failing: {', '.join(verdict['failed'])}): over "
+                      f"{base['n']} problems a model that answers differently at the same accuracy has a CI "
+                      "several points wide, and the guard asks its lower end to stay within 1 point") + ".")
+    else:
+        out.append(f"- The oracle: no structure closes ≥ {100 * rounds.TARGET_GAP:.0f} % of the gap.")
+    out += round_lines(rnd)
+    out += round_lines(datas["rounds-lam5"])
+    out.append("- At λ = 5: " + rounds.stopped_lines(datas["rounds-lam5"])[0]
+               if datas["rounds-lam5"].get("stopped") else "- Every λ = 5 seed ran both rounds.")
+    target = rnd["targets"][0]
+    out.append(f"- The rounds target at λ = 2 ({target['target']}): {'met' if target['met'] else 'MISSED'} — "
+               f"{target['measured']}.")
+    return out
+
+
+WHAT = {"redundancy_oracle": "decode-time oracle, 16 structures", "testbed": "O1-Pruner λ = 2 (round 1)",
+        "rounds": "two rounds of λ = 2, guard per seed", "testbed-lam5": "O1-Pruner λ = 5 (round 1)",
+        "rounds-lam5": "two rounds of λ = 5, guard per seed"}
+
+
+def render_readme(datas: dict[str, dict]) -> str:
+    oracle = datas["redundancy_oracle"]
+    build = oracle["model"]["build"]
+    same = len({d["model"]["identity"]["weights_sha256"] for d in datas.values()}) == 1
     lines = ["# The rounds target on the testbed's concise model (`embedded:longthought-concise`)", "",
              "Written by `python bench/concise.py` (re-render: `python bench/concise.py --rerender`); why this model "
              "and how it differs from the testbed's, in the script's docstring and in `docs/testbed.md`, *A model "
-             "that can reason concisely*. Build: recipe "
-             f"`{oracle['model']['digest']}`, {oracle['model']['build']['cpu']} ({oracle['model']['build']['cpu_capability']}), "
-             f"final build loss {oracle['model']['build']['final_loss']}, weights "
-             f"`{oracle['model']['build']['weights_sha256'][:12]}`; the three runs used the same build.", "",
-             "## Findings", "", *summary_lines(oracle, tb, rnd), "",
+             f"that can reason concisely*. Build: recipe `{oracle['model']['digest']}`, {build['cpu']} "
+             f"({build['cpu_capability']}), final build loss {build['final_loss']}, weights "
+             f"`{build['weights_sha256'][:12]}`; {'every run used this build' if same else 'the runs used different builds'}.",
+             "", "## Findings", "", *summary_lines(datas), "",
              "## The runs", "",
              "| results | what | command | commit | wall time | 1-min load at start / end |",
              "|---|---|---|---|---|---|"]
-    what = {"redundancy_oracle": "decode-time oracle, 16 structures", "testbed": "O1-Pruner λ = 2 (round 1)",
-            "rounds": "two rounds, guard per seed"}
-    for name, data in (("redundancy_oracle", oracle), ("testbed", tb), ("rounds", rnd)):
+    for name, data in datas.items():
         m = data["machine"]
-        lines.append(f"| [{name}.md]({name}.md) | {what[name]} | `{data['command']}` | {data['git_commit']}"
+        lines.append(f"| [{name}.md]({name}.md) | {WHAT[name]} | `{data['command']}` | {data['git_commit']}"
                      f"{' (uncommitted changes)' if data.get('git_dirty') else ''} | {data['wall_seconds']:.0f} s | "
                      f"{m['load_average_at_start'][0]:.1f} / {m['load_average_at_end'][0]:.1f} |")
-    lines += ["", machine_line(oracle["machine"]), ""]
+    lines += ["", "A run whose wall time is a few seconds collected finished work directories (the scripts resume): "
+              "its figures are those runs', its `train` and `reference` records hold their times.", "",
+              machine_line(oracle["machine"]), ""]
     return "\n".join(lines)
 
 
@@ -142,24 +191,27 @@ DOCS_BEGIN = "<!-- BEGIN generated by `python bench/concise.py --rerender` from 
 DOCS_END = "<!-- END generated by bench/concise.py -->"
 
 
-def docs_text(current: str, oracle: dict, tb: dict, rnd: dict) -> str:
+def docs_text(current: str, datas: dict[str, dict]) -> str:
     """docs/testbed.md with its concise-model findings (:func:`summary_lines`) rendered from the JSONs."""
     head, rest = current.split(DOCS_BEGIN, 1)
     _, tail = rest.split(DOCS_END, 1)
-    return head + "\n".join([DOCS_BEGIN, *summary_lines(oracle, tb, rnd), DOCS_END]) + tail
+    return head + "\n".join([DOCS_BEGIN, *summary_lines(datas), DOCS_END]) + tail
 
 
 def rerender(out: Path = OUT) -> None:
     """Write the md / png of each JSON in :data:`OUT`, and README.md, into ``out``."""
-    datas = {name: load(name) for name, _, _ in RUNS}
-    for name, data in datas.items():
-        RENDER[name](data, out)
-        md = out / f"{name}.md"
-        md.write_text(md.read_text().replace(f"`python bench/{name}.py --rerender`", "`python bench/concise.py --rerender`"))
-    three = (datas["redundancy_oracle"], datas["testbed"], datas["rounds"])
-    (out / "README.md").write_text(render_readme(*three))
+    datas = load_all()
+    out.mkdir(parents=True, exist_ok=True)
+    for name, source, *_ in RUNS:
+        with tempfile.TemporaryDirectory() as tmp:
+            RENDER[source](datas[name], Path(tmp))
+            md = (Path(tmp) / f"{source}.md").read_text().replace(f"({source}.png)", f"({name}.png)")
+            (out / f"{name}.md").write_text(md.replace(f"`python bench/{source}.py --rerender`",
+                                                      "`python bench/concise.py --rerender`"))
+            shutil.copy2(Path(tmp) / f"{source}.png", out / f"{name}.png")
+    (out / "README.md").write_text(render_readme(datas))
     if out == OUT:
-        DOCS.write_text(docs_text(DOCS.read_text(), *three))
+        DOCS.write_text(docs_text(DOCS.read_text(), datas))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -167,8 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rerender", action="store_true", help="only rewrite the md / png / README from the JSONs")
     args = ap.parse_args(argv)
     if not args.rerender:
-        for name, fn, run_argv in RUNS:
-            run_one(name, fn, run_argv)
+        for name, source, fn, run_argv in RUNS:
+            run_one(name, source, fn, run_argv)
     rerender()
     print((OUT / "README.md").read_text())
     return 0

@@ -81,7 +81,7 @@ def run_rounds(cfg: Config, seed: int, rounds: int = ROUNDS) -> dict:
 def collect(cfg: Config, rounds: int = ROUNDS) -> dict:
     """Per-problem outcomes of the base and of each round, every seed (testbed layout)."""
     from o1pruner.data import generate_longthought
-    from o1pruner.pipeline import open_context
+    from o1pruner.pipeline import ROUNDS_REPORT, open_context
     from o1pruner.spec import parse_job
 
     problems = generate_longthought(cfg.eval_count, 1001, 2, 4, name="longthought-heldout")
@@ -90,11 +90,18 @@ def collect(cfg: Config, rounds: int = ROUNDS) -> dict:
                  "l_min": [p.meta["l_min"] for p in problems], "base": {}, "methods": {}, "train": {}, "reference": {}}
     for seed in cfg.seeds:
         ctx = open_context(parse_job(round_job(cfg, seed, rounds)), with_metrics=False)
-        out["base"][str(seed)] = testbed._arrays(testbed._records(ctx.store, "base"), ids)
+        out["base"][str(seed)] = held = testbed._arrays(testbed._records(ctx.store, "base"), ids)
+        ran = {r["round"]: r for r in ctx.base_store.read_json(f"{ROUNDS_REPORT}.json")["rounds"]}
         for n in range(1, rounds + 1):
+            if n not in ran:  # the job stopped before this round: it holds its result, the last accepted model
+                out.setdefault("stopped", {}).setdefault(f"round{n}", []).append(seed)
+                out["methods"].setdefault(f"round{n}", {})[str(seed)] = held
+                continue
             rctx = ctx.for_round(n)
-            out["methods"].setdefault(f"round{n}", {})[str(seed)] = testbed._arrays(
-                testbed._records(rctx.store, "pruned"), ids)
+            arrays = testbed._arrays(testbed._records(rctx.store, "pruned"), ids)
+            out["methods"].setdefault(f"round{n}", {})[str(seed)] = arrays
+            if ran[n]["accepted"]:
+                held = arrays
             t = rctx.manifest.outputs("train")
             out["train"].setdefault(f"round{n}", {})[str(seed)] = {
                 k: t.get(k) for k in ("examples", "correct_examples", "steps", "final_loss", "seconds")}
@@ -149,9 +156,21 @@ def guard_lines(result: dict) -> list[str]:
     return out + [""]
 
 
+def stopped_lines(result: dict) -> list[str]:
+    """Which seeds' jobs stopped before a round (``spec.rounds``' early stop), if any."""
+    stopped = result.get("stopped") or {}
+    if not stopped:
+        return []
+    return ["Stopped early: " + "; ".join(
+        f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))} before {run.replace('round', 'round ')}"
+        for run, seeds in stopped.items()) + " (a round that did not shorten its reference's answers ends the job, "
+        "`spec.rounds.minLengthGain`); such a seed's later rounds are the model its job kept, its last accepted "
+        "round's (or the base when none was).", ""]
+
+
 def render_markdown(result: dict) -> str:
     text = testbed.render_markdown(result)
-    return text.replace("## Targets", "\n".join(guard_lines(result)) + "\n## Targets", 1)
+    return text.replace("## Targets", "\n".join(guard_lines(result) + stopped_lines(result)) + "\n## Targets", 1)
 
 
 def render_results(data: dict, out_dir: Path | None = None) -> None:
@@ -211,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
                              "problems, seed and temperature), recomputes the per-problem statistics and trains from "
                              "round 1's model for the same number of steps; the guard does not stop the run.")
     result["guards"] = guard_verdicts(per_problem)
+    result["stopped"] = per_problem.get("stopped", {})
     result["targets"] = targets(result["stats"], result["guards"])
     testbed.publish(result, render_results)
     return 0

@@ -322,18 +322,20 @@ def test_concise_results_render_from_their_jsons_and_are_one_build(tmp_path):
     concise = _bench_module("concise")
     out = RESULTS / "concise"
     concise.rerender(tmp_path)
-    for name in ("README", "redundancy_oracle", "testbed", "rounds"):
+    datas = concise.load_all()
+    for name in ("README", *datas):
         assert (tmp_path / f"{name}.md").read_text() == (out / f"{name}.md").read_text(), name
-    oracle, tb, rnd = (_load(out / f"{n}.json") for n in ("redundancy_oracle", "testbed", "rounds"))
-    assert {d["model"]["identity"]["weights_sha256"] for d in (oracle, tb, rnd)} == {
+    oracle, tb, rnd = datas["redundancy_oracle"], datas["testbed"], datas["rounds"]
+    assert {d["model"]["identity"]["weights_sha256"] for d in datas.values()} == {
         oracle["model"]["build"]["weights_sha256"]}
     assert oracle["model"]["digest"] == TESTBED_RECIPES["longthought-concise"].digest()
     assert rnd["stats"]["rows"]["round1"] == tb["stats"]["rows"]["o1-lam2"]
     docs = (REPO / "docs" / "testbed.md").read_text()
-    assert concise.docs_text(docs, oracle, tb, rnd) == docs  # the docs' findings are the JSONs' figures
+    assert concise.docs_text(docs, datas) == docs  # the docs' findings are the JSONs' figures
+    assert datas["rounds-lam5"]["stats"]["rows"]["round1"] == datas["testbed-lam5"]["stats"]["rows"]["o1-lam5"]
     assert len(rnd["seed"]) >= 3 and rnd["stats"]["base"]["n"] >= 500  # the rounds issue's scale
     base = oracle["stats"]["base"]
     assert 0.6 <= base["accuracy"] <= 0.9 and base["length_over_l_min"] >= 2.5 and base["truncated"] < 0.01
-    for data in (oracle, tb, rnd):
+    for data in datas.values():
         assert data["per_problem_file"].startswith("bench/results/concise/")
         assert (REPO / data["per_problem_file"]).is_file()
