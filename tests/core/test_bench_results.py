@@ -336,6 +336,9 @@ def test_concise_results_render_from_their_jsons_and_are_one_build(tmp_path):
     assert len(rnd["seed"]) >= 3 and rnd["stats"]["base"]["n"] >= 500  # the rounds issue's scale
     base = oracle["stats"]["base"]
     assert 0.6 <= base["accuracy"] <= 0.9 and base["length_over_l_min"] >= 2.5 and base["truncated"] < 0.01
+    for name, source, _, argv in concise.RUNS:  # `python bench/concise.py` replays the recorded runs
+        assert datas[name]["argv"] == argv and datas[name]["command"] == shlex.join(
+            ["python", f"bench/{source}.py", *argv]), name
     for data in datas.values():
         assert data["per_problem_file"].startswith("bench/results/concise/")
         assert (REPO / data["per_problem_file"]).is_file()
