@@ -180,6 +180,8 @@ def render_readme(datas: dict[str, dict]) -> str:
         lines.append(f"| [{name}.md]({name}.md) | {WHAT[name]} | `{data['command']}` | {data['git_commit']}"
                      f"{' (uncommitted changes)' if data.get('git_dirty') else ''} | {data['wall_seconds']:.0f} s | "
                      f"{m['load_average_at_start'][0]:.1f} / {m['load_average_at_end'][0]:.1f} |")
+    corrections = [f"- `{name}.json`: {c}." for name, data in datas.items() for c in data.get("corrections", [])]
+    lines += ["", *corrections] if corrections else []
     lines += ["", "A run whose wall time is a few seconds collected finished work directories (the scripts resume): "
               "its figures are those runs', its `train` and `reference` records hold their times.", "",
               machine_line(oracle["machine"]), ""]
