@@ -39,21 +39,23 @@ GUARDS = (0.01, 0.05)  # maxAccuracyDrop: the default, and the one examples/loca
 LABELS = {"round1": "Round 1 (the testbed's O1-Pruner λ=2 run)", "round2": "Round 2 (reference: round 1's model)"}
 
 
-def labels(rounds: int, lam: float = 2.0) -> dict[str, str]:
-    """Table labels of rounds 1..``rounds`` of the O1-Pruner λ = ``lam`` run."""
-    first = {"round1": f"Round 1 (the testbed's O1-Pruner λ={lam:g} run)"}
+def labels(rounds: int, lam: float = 2.0, reward: str | None = None) -> dict[str, str]:
+    """Table labels of rounds 1..``rounds`` of the O1-Pruner λ = ``lam`` run (or its ``reward``'s)."""
+    method = testbed.REWARD_LABELS.get(reward, reward) if reward else f"O1-Pruner λ={lam:g}"
+    first = {"round1": f"Round 1 (the testbed's {method} run)"}
     return {**LABELS, **first,
             **{f"round{n}": f"Round {n} (reference: round {n - 1}'s model)" for n in range(3, rounds + 1)}}
 
 
 def run_of(cfg: Config) -> str:
-    """Round 1's run of the testbed benchmark: O1-Pruner at ``cfg``'s one λ."""
-    return f"o1-lam{cfg.lambdas[0]:g}"
+    """Round 1's run of the testbed benchmark: ``cfg``'s length reward if it has one, else
+    O1-Pruner at its one λ."""
+    return cfg.rewards[0] if cfg.rewards else f"o1-lam{cfg.lambdas[0]:g}"
 TARGET_GAP = 0.90
 
 
 def round_job(cfg: Config, seed: int, rounds: int = ROUNDS) -> dict:
-    """The testbed benchmark's λ = 2 job of ``seed`` with ``spec.rounds`` (``rounds``, no early stop)."""
+    """The testbed benchmark's job of ``seed`` for :func:`run_of` with ``spec.rounds`` (``rounds``, no early stop)."""
     run = run_of(cfg)
     _, training = testbed.methods(cfg)[run]
     probe = testbed.job(cfg, seed, f"testbed-s{seed}-{run}", cfg.root / f"seed-{seed}" / run, training)
@@ -206,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=0, help="seeds side by side (default: one per core)")
     ap.add_argument("--rounds", type=int, default=ROUNDS)
     ap.add_argument("--lambda", dest="lam", type=float, default=2.0, help="O1-Pruner's λ (round 1: that testbed run)")
+    ap.add_argument("--reward", default=None, choices=sorted(testbed.REWARD_LABELS),
+                    help="another length reward instead of O1-Pruner's (round 1: bench/length_rewards.py's run)")
     ap.add_argument("--temperature", type=float, default=Config.temperature,
                     help="reference sampling temperature (the authors': 0.5)")
     ap.add_argument("--top-p", type=float, default=Config.top_p, help="reference sampling top-p (the authors': 0.8)")
@@ -217,14 +221,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     record = start(argv, script=__file__)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    cfg = Config(seeds=tuple(args.seeds), lambdas=(args.lam,), baselines=False, temperature=args.temperature,
+    cfg = Config(seeds=tuple(args.seeds), lambdas=(args.lam,), baselines=False,
+                 rewards=(args.reward,) if args.reward else (), temperature=args.temperature,
                  top_p=args.top_p, tag=args.tag, model=args.model)
     testbed.run_seeds(partial(run_rounds, rounds=args.rounds), cfg, args.jobs)
     per_problem = collect(cfg, args.rounds)
-    title = TITLE if (args.lam, args.rounds) == (2.0, ROUNDS) else \
-        TITLE.replace("λ = 2, two rounds", f"λ = {args.lam:g}, {args.rounds} rounds")
+    method = testbed.REWARD_LABELS[args.reward] if args.reward else f"O1-Pruner λ = {args.lam:g}"
+    title = TITLE if (args.lam, args.rounds, args.reward) == (2.0, ROUNDS, None) else \
+        TITLE.replace("O1-Pruner λ = 2, two rounds", f"{method}, {args.rounds} rounds")
     result = testbed.build_result(cfg, finish(record), name=NAME, title=title, per_problem=per_problem,
-                                  labels=labels(args.rounds, args.lam))
+                                  labels=labels(args.rounds, args.lam, args.reward))
     result["sections"] = [["Rounds (each against the original base)", [f"round{n}" for n in range(1, args.rounds + 1)]]]
     result["setup_text"] += (" Rounds: round 2 resamples K per training problem from round 1's pruned model (the same "
                              "problems, seed and temperature), recomputes the per-problem statistics and trains from "
