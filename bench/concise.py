@@ -35,6 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import length_rewards  # noqa: E402
 import redundancy_oracle  # noqa: E402
 import rounds  # noqa: E402
 import testbed  # noqa: E402
@@ -50,9 +51,11 @@ RUNS = (
     ("rounds", "rounds", rounds.main, ["--model", MODEL, "--tag", TAG, "--rounds", "2"]),
     ("testbed-lam5", "testbed", testbed.main, ["--model", MODEL, "--only", "o1-lam5", "--tag", TAG]),
     ("rounds-lam5", "rounds", rounds.main, ["--model", MODEL, "--tag", TAG, "--rounds", "2", "--lambda", "5"]),
+    ("length_rewards-kimi", "length_rewards", length_rewards.main, ["--model", MODEL, "--only", "kimi-length", "--tag", TAG]),
+    ("rounds-kimi", "rounds", rounds.main, ["--model", MODEL, "--tag", TAG, "--rounds", "2", "--reward", "kimi-length"]),
 )
 RENDER = {"redundancy_oracle": redundancy_oracle.render_results, "testbed": testbed.render_results,
-          "rounds": rounds.render_results}
+          "rounds": rounds.render_results, "length_rewards": length_rewards.render_results}
 
 
 def _files(name: str) -> list[str]:
@@ -113,7 +116,9 @@ def round_lines(rnd: dict) -> list[str]:
         r = rnd["stats"]["rows"][f"round{n}"]
         seeds = r["per_seed"]
         verdicts = [g for g in rnd["guards"] if g["run"] == f"round{n}"]
-        out.append(f"- O1-Pruner λ = {rnd['config']['lambdas'][0]:g}, round {n} ({len(rnd['seed'])} seeds × "
+        rewards = rnd["config"].get("rewards") or ()
+        method = testbed.REWARD_LABELS[rewards[0]] if rewards else f"O1-Pruner λ = {rnd['config']['lambdas'][0]:g}"
+        out.append(f"- {method}, round {n} ({len(rnd['seed'])} seeds × "
                    f"{base['n']}): length {100 * r['length_change']['mean']:+.1f} %, gap closed "
                    f"{100 * (r['gap_closed'] or 0):.1f} %, Δacc {_points(r['delta_accuracy'])} points; per seed, gap "
                    "closed " + " / ".join(f"{abs(100 * s['gap_closed']) if abs(s['gap_closed']) < 0.005 else 100 * s['gap_closed']:.0f} %"
@@ -150,6 +155,7 @@ def summary_lines(datas: dict[str, dict]) -> list[str]:
     out += round_lines(datas["rounds-lam5"])
     out.append("- At λ = 5: " + rounds.stopped_lines(datas["rounds-lam5"])[0]
                if datas["rounds-lam5"].get("stopped") else "- Every λ = 5 seed ran both rounds.")
+    out += round_lines(datas["rounds-kimi"])
     target = rnd["targets"][0]
     out.append(f"- The rounds target at λ = 2 ({target['target']}): {'met' if target['met'] else 'MISSED'} — "
                f"{target['measured']}.")
@@ -158,7 +164,8 @@ def summary_lines(datas: dict[str, dict]) -> list[str]:
 
 WHAT = {"redundancy_oracle": "decode-time oracle, 16 structures", "testbed": "O1-Pruner λ = 2 (round 1)",
         "rounds": "two rounds of λ = 2, guard per seed", "testbed-lam5": "O1-Pruner λ = 5 (round 1)",
-        "rounds-lam5": "two rounds of λ = 5, guard per seed"}
+        "rounds-lam5": "two rounds of λ = 5, guard per seed",
+        "length_rewards-kimi": "Kimi k1.5 length penalty (round 1)", "rounds-kimi": "two rounds of it, guard per seed"}
 
 
 def render_readme(datas: dict[str, dict]) -> str:

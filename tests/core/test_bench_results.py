@@ -333,6 +333,7 @@ def test_concise_results_render_from_their_jsons_and_are_one_build(tmp_path):
     docs = (REPO / "docs" / "testbed.md").read_text()
     assert concise.docs_text(docs, datas) == docs  # the docs' findings are the JSONs' figures
     assert datas["rounds-lam5"]["stats"]["rows"]["round1"] == datas["testbed-lam5"]["stats"]["rows"]["o1-lam5"]
+    assert datas["rounds-kimi"]["stats"]["rows"]["round1"] == datas["length_rewards-kimi"]["stats"]["rows"]["kimi-length"]
     assert len(rnd["seed"]) >= 3 and rnd["stats"]["base"]["n"] >= 500  # the rounds issue's scale
     base = oracle["stats"]["base"]
     assert 0.6 <= base["accuracy"] <= 0.9 and base["length_over_l_min"] >= 2.5 and base["truncated"] < 0.01
