@@ -9,12 +9,14 @@ concise mode (the minimal steps, errors uncaught, no opening word of their own;
 has concise reasoning among what it can write. Its greedy answers stay long (the redundant
 opening is still the most likely one).
 
-This script runs, on that model, the three benchmarks that decide the rounds target, each with
-its own script and statistics, and keeps their results under ``bench/results/concise/``:
+This script runs, on that model, the benchmarks that decide the rounds target, each with its own
+script and statistics (:data:`RUNS`), and keeps their results under ``bench/results/concise/``:
 
 1. the decode-time oracle (``bench/redundancy_oracle.py``): is the target reachable at all;
-2. the testbed benchmark's O1-Pruner λ = 2 row, 3 seeds × 600 (``bench/testbed.py --only o1-lam2``);
-3. a second round from it (``bench/rounds.py --rounds 2``), with the accuracy guard per seed.
+2. round 1, 3 seeds × 600: the testbed benchmark's O1-Pruner rows at λ = 2 and λ = 5
+   (``bench/testbed.py --only o1-lam…``) and the Kimi k1.5 length penalty
+   (``bench/length_rewards.py --only kimi-length``);
+3. a second round from each (``bench/rounds.py --rounds 2``), with the accuracy guard per seed.
 
 Each script writes the main benchmark's file names; this one keeps the main results aside while
 it runs and puts them back after, so only ``bench/results/concise/`` changes.
@@ -70,7 +72,6 @@ def run_one(name: str, source: str, main, argv: list[str]) -> None:
         saved = [f for f in _files(source) if (RESULTS / f).exists()]
         for f in saved:
             shutil.copy2(RESULTS / f, Path(keep) / f)
-        docs = redundancy_oracle.DOCS.read_text()
         try:
             if main(argv):
                 raise SystemExit(f"bench/{source}.py {' '.join(argv)} failed")
@@ -83,7 +84,6 @@ def run_one(name: str, source: str, main, argv: list[str]) -> None:
         finally:
             for f in saved:
                 shutil.copy2(Path(keep) / f, RESULTS / f)
-            redundancy_oracle.DOCS.write_text(docs)
 
 
 def load(name: str) -> dict:
@@ -93,10 +93,6 @@ def load(name: str) -> dict:
 def load_all() -> dict[str, dict]:
     """Every run's committed JSON, by its name under bench/results/concise/ (:data:`RUNS` order)."""
     return {name: load(name) for name, *_ in RUNS}
-
-
-def _points(d: dict) -> str:
-    return f"{100 * d['mean']:+.1f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}]"
 
 
 def oracle_guard(oracle: dict, run: str, max_drop: float = 0.01) -> dict:
@@ -112,15 +108,15 @@ def oracle_guard(oracle: dict, run: str, max_drop: float = 0.01) -> dict:
 def round_lines(rnd: dict) -> list[str]:
     """One line per round of a rounds run: pooled and per-seed figures, the guard's verdicts."""
     base, out = rnd["stats"]["base"], []
+    rewards = rnd["config"].get("rewards") or ()
+    method = testbed.REWARD_LABELS[rewards[0]] if rewards else f"O1-Pruner λ = {rnd['config']['lambdas'][0]:g}"
     for n in range(1, 1 + sum(k.startswith("round") for k in rnd["stats"]["rows"])):
         r = rnd["stats"]["rows"][f"round{n}"]
         seeds = r["per_seed"]
         verdicts = [g for g in rnd["guards"] if g["run"] == f"round{n}"]
-        rewards = rnd["config"].get("rewards") or ()
-        method = testbed.REWARD_LABELS[rewards[0]] if rewards else f"O1-Pruner λ = {rnd['config']['lambdas'][0]:g}"
         out.append(f"- {method}, round {n} ({len(rnd['seed'])} seeds × "
                    f"{base['n']}): length {100 * r['length_change']['mean']:+.1f} %, gap closed "
-                   f"{100 * (r['gap_closed'] or 0):.1f} %, Δacc {_points(r['delta_accuracy'])} points; per seed, gap "
+                   f"{100 * (r['gap_closed'] or 0):.1f} %, Δacc {testbed._ci(r['delta_accuracy'])} points; per seed, gap "
                    "closed " + " / ".join(f"{abs(100 * s['gap_closed']) if abs(s['gap_closed']) < 0.005 else 100 * s['gap_closed']:.0f} %"
                                           for s in seeds) + " and Δacc "
                    + " / ".join(f"{100 * (s['accuracy'] - base['accuracy']):+.1f}" for s in seeds)
@@ -144,7 +140,7 @@ def summary_lines(datas: dict[str, dict]) -> list[str]:
         out.append(f"- The oracle: {len(reach)} of {len(oracle['left_out']) - 1} structures close ≥ "
                    f"{100 * rounds.TARGET_GAP:.0f} % of the gap; the most accurate, *{oracle['labels'][best]}*: length "
                    f"{b['mean_length']:.1f}, gap closed {100 * b['gap_closed']:.0f} %, accuracy {b['accuracy']:.3f}, Δacc "
-                   f"{_points(d)} points. On this model the gap target is reachable. The default accuracy guard "
+                   f"{testbed._ci(d)} points. On this model the gap target is reachable. The default accuracy guard "
                    f"(1 point) would {'accept' if verdict['passed'] else 'refuse'} even that structure"
                    + ("" if verdict["passed"] else f" (failing: {', '.join(verdict['failed'])}): over "
                       f"{base['n']} problems a model that answers differently at the same accuracy has a CI "

@@ -36,22 +36,23 @@ NAME = "rounds"
 TITLE = "Iterative pruning rounds on the long-thought testbed (O1-Pruner λ = 2, two rounds)"
 ROUNDS = 2
 GUARDS = (0.01, 0.05)  # maxAccuracyDrop: the default, and the one examples/local.yaml uses
-LABELS = {"round1": "Round 1 (the testbed's O1-Pruner λ=2 run)", "round2": "Round 2 (reference: round 1's model)"}
+TARGET_GAP = 0.90
 
 
 def labels(rounds: int, lam: float = 2.0, reward: str | None = None) -> dict[str, str]:
     """Table labels of rounds 1..``rounds`` of the O1-Pruner λ = ``lam`` run (or its ``reward``'s)."""
     method = testbed.REWARD_LABELS.get(reward, reward) if reward else f"O1-Pruner λ={lam:g}"
-    first = {"round1": f"Round 1 (the testbed's {method} run)"}
-    return {**LABELS, **first,
-            **{f"round{n}": f"Round {n} (reference: round {n - 1}'s model)" for n in range(3, rounds + 1)}}
+    return {"round1": f"Round 1 (the testbed's {method} run)",
+            **{f"round{n}": f"Round {n} (reference: round {n - 1}'s model)" for n in range(2, rounds + 1)}}
+
+
+LABELS = labels(ROUNDS)
 
 
 def run_of(cfg: Config) -> str:
     """Round 1's run of the testbed benchmark: ``cfg``'s length reward if it has one, else
     O1-Pruner at its one λ."""
     return cfg.rewards[0] if cfg.rewards else f"o1-lam{cfg.lambdas[0]:g}"
-TARGET_GAP = 0.90
 
 
 def round_job(cfg: Config, seed: int, rounds: int = ROUNDS) -> dict:

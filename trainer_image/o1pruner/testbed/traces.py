@@ -168,16 +168,21 @@ def _wrong(rng: random.Random, y: int, style: TraceStyle) -> int:
     return y + rng.choice([d for d in range(-style.max_error, style.max_error + 1) if d])
 
 
+def _step_result(rng: random.Random, x: int, op: str, b: int, style: TraceStyle) -> tuple[int, int]:
+    """A step's true result and the one written: wrong with probability ``style.error_rate``."""
+    true_y = apply(x, op, b)
+    return true_y, _wrong(rng, true_y, style) if rng.random() < style.error_rate else true_y
+
+
 def concise_trace(p: Problem, rng: random.Random, style: TraceStyle = TraceStyle()) -> str:
     """A trace of the concise mode: the minimal trace's steps, each wrong with probability
     ``style.error_rate`` (a wrong value is carried forward: nothing checks it)."""
     words: list[str] = []
     x = p.start
     for i, (op, b) in enumerate(p.ops):
-        true_y = apply(x, op, b)
-        y = _wrong(rng, true_y, style) if rng.random() < style.error_rate else true_y
-        words += _step(i, x, op, b, y)
-        x = y
+        _, x_next = _step_result(rng, x, op, b, style)
+        words += _step(i, x, op, b, x_next)
+        x = x_next
     return " ".join(words + _answer(x))
 
 
@@ -194,8 +199,7 @@ def sample_trace(p: Problem, rng: random.Random, style: TraceStyle = TraceStyle(
         words += ["restate", *p.text.split(), ";"]
     x = p.start
     for i, (op, b) in enumerate(p.ops):
-        true_y = apply(x, op, b)
-        y = _wrong(rng, true_y, style) if rng.random() < style.error_rate else true_y
+        true_y, y = _step_result(rng, x, op, b, style)
         words += _step(i, x, op, b, y)
         if rng.random() < style.p_check:
             inverse = "-" if op == "+" else "+"
