@@ -320,3 +320,19 @@ def test_concise_mode_is_drawn_at_its_rate_and_leaves_other_recipes_unchanged():
     assert concise_recipe.style.p_concise == p_concise
     assert concise_recipe.digest() != TESTBED_RECIPES["longthought-arith"].digest()
     assert replace(concise_recipe, style=TraceStyle()) == TESTBED_RECIPES["longthought-arith"]  # only the mode differs
+
+
+def test_below_about_15_percent_concise_the_restatement_stays_the_likeliest_opening():
+    """docs/testbed.md: "Below about 15 % the restatement stays the likeliest opening" (a concise
+    trace and a verbose one without a restatement open with the same word, ``#1``)."""
+    problems = make_problems(20000, seed=8)
+
+    def opening_shares(p_concise: float) -> tuple[float, float]:
+        rng = random.Random(3)
+        firsts = [sample_trace(p, rng, TraceStyle(p_concise=p_concise)).split()[0] for p in problems]
+        return firsts.count("restate") / len(firsts), firsts.count("#1") / len(firsts)
+
+    restate, step = opening_shares(TESTBED_RECIPES["longthought-concise"].style.p_concise)
+    assert restate > step + 0.03
+    restate, step = opening_shares(0.17)
+    assert restate < step
