@@ -33,6 +33,8 @@ import json
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -43,19 +45,54 @@ import rounds  # noqa: E402
 import testbed  # noqa: E402
 from common import REPO, RESULTS, machine_line  # noqa: E402
 
+@dataclass(frozen=True)
+class Variant:
+    """One concise model's runs: its results folder under bench/results/, model, work tag, runs
+    (name under the folder, the script's results name, its main, its arguments) and what each is."""
+
+    name: str
+    model: str
+    tag: str
+    runs: tuple[tuple[str, str, Callable, list[str]], ...]
+    what: dict[str, str]
+    title: str  # the README's "on the testbed's <title>"
+    section: str  # docs/testbed.md's section about the model
+
+    @property
+    def out(self) -> Path:
+        return RESULTS / self.name
+
+
 MODEL = "embedded:longthought-concise"
-OUT = RESULTS / "concise"
 TAG = "concise"
-#: (name under bench/results/concise/, the script's results name, its main, its arguments)
-RUNS = (
-    ("redundancy_oracle", "redundancy_oracle", redundancy_oracle.main, ["--model", MODEL, "--tag", "oracle-concise"]),
-    ("testbed", "testbed", testbed.main, ["--model", MODEL, "--only", "o1-lam2", "--tag", TAG]),
-    ("rounds", "rounds", rounds.main, ["--model", MODEL, "--tag", TAG, "--rounds", "2"]),
-    ("testbed-lam5", "testbed", testbed.main, ["--model", MODEL, "--only", "o1-lam5", "--tag", TAG]),
-    ("rounds-lam5", "rounds", rounds.main, ["--model", MODEL, "--tag", TAG, "--rounds", "2", "--lambda", "5"]),
-    ("length_rewards-kimi", "length_rewards", length_rewards.main, ["--model", MODEL, "--only", "kimi-length", "--tag", TAG]),
-    ("rounds-kimi", "rounds", rounds.main, ["--model", MODEL, "--tag", TAG, "--rounds", "2", "--reward", "kimi-length"]),
-)
+EXACT = "embedded:longthought-concise-exact"
+VARIANTS = {
+    "concise": Variant("concise", MODEL, TAG, (
+        ("redundancy_oracle", "redundancy_oracle", redundancy_oracle.main, ["--model", MODEL, "--tag", "oracle-concise"]),
+        ("testbed", "testbed", testbed.main, ["--model", MODEL, "--only", "o1-lam2", "--tag", TAG]),
+        ("rounds", "rounds", rounds.main, ["--model", MODEL, "--tag", TAG, "--rounds", "2"]),
+        ("testbed-lam5", "testbed", testbed.main, ["--model", MODEL, "--only", "o1-lam5", "--tag", TAG]),
+        ("rounds-lam5", "rounds", rounds.main, ["--model", MODEL, "--tag", TAG, "--rounds", "2", "--lambda", "5"]),
+        ("length_rewards-kimi", "length_rewards", length_rewards.main,
+         ["--model", MODEL, "--only", "kimi-length", "--tag", TAG]),
+        ("rounds-kimi", "rounds", rounds.main, ["--model", MODEL, "--tag", TAG, "--rounds", "2", "--reward", "kimi-length"]),
+    ), {"redundancy_oracle": "decode-time oracle, 16 structures", "testbed": "O1-Pruner λ = 2 (round 1)",
+        "rounds": "two rounds of λ = 2, guard per seed", "testbed-lam5": "O1-Pruner λ = 5 (round 1)",
+        "rounds-lam5": "two rounds of λ = 5, guard per seed",
+        "length_rewards-kimi": "Kimi k1.5 length penalty (round 1)", "rounds-kimi": "two rounds of it, guard per seed"},
+        "concise model", "A model that can reason concisely"),
+    "concise-exact": Variant("concise-exact", EXACT, "concise-exact", (
+        ("redundancy_oracle", "redundancy_oracle", redundancy_oracle.main,
+         ["--model", EXACT, "--tag", "oracle-concise-exact"]),
+        ("testbed", "testbed", testbed.main, ["--model", EXACT, "--only", "o1-lam2", "--tag", "concise-exact"]),
+        ("rounds", "rounds", rounds.main, ["--model", EXACT, "--tag", "concise-exact", "--rounds", "2"]),
+    ), {"redundancy_oracle": "decode-time oracle, 16 structures", "testbed": "O1-Pruner λ = 2 (round 1)",
+        "rounds": "two rounds of λ = 2, guard per seed"},
+        "exact-concise model", "A model whose concise reasoning is reliable"),
+}
+#: The default variant's runs (what the concise model's tests replay).
+RUNS = VARIANTS["concise"].runs
+OUT = VARIANTS["concise"].out
 RENDER = {"redundancy_oracle": redundancy_oracle.render_results, "testbed": testbed.render_results,
           "rounds": rounds.render_results, "length_rewards": length_rewards.render_results}
 
@@ -64,10 +101,10 @@ def _files(name: str) -> list[str]:
     return [f"{name}{ext}" for ext in (".json", ".md", ".png", "_per_problem.json.gz")]
 
 
-def run_one(name: str, source: str, main, argv: list[str]) -> None:
-    """``main(argv)``, its results (``source``.*) moved to :data:`OUT` as ``name``.* and the main
+def run_one(name: str, source: str, main, argv: list[str], out: Path = OUT) -> None:
+    """``main(argv)``, its results (``source``.*) moved to ``out`` as ``name``.* and the main
     benchmark's put back."""
-    OUT.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as keep:
         saved = [f for f in _files(source) if (RESULTS / f).exists()]
         for f in saved:
@@ -77,22 +114,28 @@ def run_one(name: str, source: str, main, argv: list[str]) -> None:
                 raise SystemExit(f"bench/{source}.py {' '.join(argv)} failed")
             for f_src, f_out in zip(_files(source), _files(name)):
                 if (RESULTS / f_src).exists():
-                    shutil.move(str(RESULTS / f_src), OUT / f_out)
-            data = json.loads((OUT / f"{name}.json").read_text())
-            data["per_problem_file"] = f"bench/results/concise/{name}_per_problem.json.gz"
-            (OUT / f"{name}.json").write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+                    shutil.move(str(RESULTS / f_src), out / f_out)
+            data = json.loads((out / f"{name}.json").read_text())
+            data["per_problem_file"] = f"bench/results/{out.name}/{name}_per_problem.json.gz"
+            (out / f"{name}.json").write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
         finally:
             for f in saved:
                 shutil.copy2(Path(keep) / f, RESULTS / f)
 
 
-def load(name: str) -> dict:
-    return json.loads((OUT / f"{name}.json").read_text())
+def load(name: str, out: Path = OUT) -> dict:
+    return json.loads((out / f"{name}.json").read_text())
 
 
-def load_all() -> dict[str, dict]:
-    """Every run's committed JSON, by its name under bench/results/concise/ (:data:`RUNS` order)."""
-    return {name: load(name) for name, *_ in RUNS}
+def load_all(variant: str = "concise") -> dict[str, dict]:
+    """Every run's committed JSON of a variant, by its name under its folder (its runs' order)."""
+    v = VARIANTS[variant]
+    return {name: load(name, v.out) for name, *_ in v.runs}
+
+
+def oracle_per_problem(oracle: dict) -> dict:
+    """The oracle's committed per-problem outcomes."""
+    return json.loads(gzip.decompress((REPO / oracle["per_problem_file"]).read_bytes()))
 
 
 def oracle_guard(oracle: dict, run: str, max_drop: float = 0.01) -> dict:
@@ -100,16 +143,42 @@ def oracle_guard(oracle: dict, run: str, max_drop: float = 0.01) -> dict:
     against the base, from the oracle's committed per-problem outcomes."""
     from o1pruner.guard import accuracy_guard
 
-    per_problem = json.loads(gzip.decompress((REPO / oracle["per_problem_file"]).read_bytes()))
+    per_problem = oracle_per_problem(oracle)
     return accuracy_guard(per_problem["base"]["0"]["correct"], per_problem["methods"][run]["0"]["correct"],
                           per_problem["difficulty"], max_drop=max_drop)
+
+
+def mixture_line(oracle: dict) -> str:
+    """The best structure-by-difficulty oracle (:func:`redundancy_oracle.difficulty_mixture`) that
+    closes the rounds target's share of the gap, and the guard's verdict on it."""
+    mix = redundancy_oracle.difficulty_mixture(oracle_per_problem(oracle), rounds.TARGET_GAP)
+    head = (f"- Picking the structure by difficulty (the number of operations is in the prompt; every combination of "
+            "the oracle's structures): ")
+    if mix is None:
+        return head + f"no combination closes ≥ {100 * rounds.TARGET_GAP:.0f} % of the gap."
+    buckets = list(mix["structures"])
+    guard = mix["guard"]
+    return (head + f"the one that closes ≥ {100 * rounds.TARGET_GAP:.0f} % of the gap and loses the least on its worst "
+            "difficulty writes " + ", ".join(f"*{oracle['labels'][mix['structures'][b]]}* at difficulty {b}"
+                                              for b in buckets)
+            + f": length {mix['mean_length']:.1f}, gap closed {100 * mix['gap_closed']:.0f} %, accuracy "
+            f"{mix['accuracy']:.3f}, Δacc per difficulty " + " / ".join(
+                f"{100 * mix['delta_accuracy'][b]:+.1f}" for b in buckets) + " points; the default guard "
+            + ("accepts it." if guard["passed"] else
+               "refuses it (" + "; ".join(f"{'overall' if b == 'all' else 'difficulty ' + b} {testbed._ci(guard['buckets'][b])}"
+                                          for b in guard["failed"]) + " points)."))
+
+
+def method_of(rnd: dict) -> str:
+    """The length reward a rounds run trained with, as its lines name it."""
+    rewards = rnd["config"].get("rewards") or ()
+    return testbed.REWARD_LABELS[rewards[0]] if rewards else f"O1-Pruner λ = {rnd['config']['lambdas'][0]:g}"
 
 
 def round_lines(rnd: dict) -> list[str]:
     """One line per round of a rounds run: pooled and per-seed figures, the guard's verdicts."""
     base, out = rnd["stats"]["base"], []
-    rewards = rnd["config"].get("rewards") or ()
-    method = testbed.REWARD_LABELS[rewards[0]] if rewards else f"O1-Pruner λ = {rnd['config']['lambdas'][0]:g}"
+    method = method_of(rnd)
     for n in range(1, 1 + sum(k.startswith("round") for k in rnd["stats"]["rows"])):
         r = rnd["stats"]["rows"][f"round{n}"]
         seeds = r["per_seed"]
@@ -140,38 +209,31 @@ def summary_lines(datas: dict[str, dict]) -> list[str]:
         out.append(f"- The oracle: {len(reach)} of {len(oracle['left_out']) - 1} structures close ≥ "
                    f"{100 * rounds.TARGET_GAP:.0f} % of the gap; the most accurate, *{oracle['labels'][best]}*: length "
                    f"{b['mean_length']:.1f}, gap closed {100 * b['gap_closed']:.0f} %, accuracy {b['accuracy']:.3f}, Δacc "
-                   f"{testbed._ci(d)} points. On this model the gap target is reachable. The default accuracy guard "
-                   f"(1 point) would {'accept' if verdict['passed'] else 'refuse'} even that structure"
-                   + ("" if verdict["passed"] else f" (failing: {', '.join(verdict['failed'])}): over "
-                      f"{base['n']} problems a model that answers differently at the same accuracy has a CI "
-                      "several points wide, and the guard asks its lower end to stay within 1 point") + ".")
+                   f"{testbed._ci(d)} points. The default accuracy guard (1 point, per difficulty and overall) would "
+                   f"{'accept' if verdict['passed'] else 'refuse'} it"
+                   + ("" if verdict["passed"] else f" (failing: {', '.join(verdict['failed'])})") + ".")
     else:
         out.append(f"- The oracle: no structure closes ≥ {100 * rounds.TARGET_GAP:.0f} % of the gap.")
-    out += round_lines(rnd)
-    out += round_lines(datas["rounds-lam5"])
-    out.append("- At λ = 5: " + rounds.stopped_lines(datas["rounds-lam5"])[0]
-               if datas["rounds-lam5"].get("stopped") else "- Every λ = 5 seed ran both rounds.")
-    out += round_lines(datas["rounds-kimi"])
+    out.append(mixture_line(oracle))
+    for name, data in datas.items():
+        if name.startswith("rounds"):
+            out += round_lines(data)
+            if data.get("stopped"):
+                out.append(f"- {method_of(data)}: " + rounds.stopped_lines(data)[0])
     target = rnd["targets"][0]
     out.append(f"- The rounds target at λ = 2 ({target['target']}): {'met' if target['met'] else 'MISSED'} — "
                f"{target['measured']}.")
     return out
 
 
-WHAT = {"redundancy_oracle": "decode-time oracle, 16 structures", "testbed": "O1-Pruner λ = 2 (round 1)",
-        "rounds": "two rounds of λ = 2, guard per seed", "testbed-lam5": "O1-Pruner λ = 5 (round 1)",
-        "rounds-lam5": "two rounds of λ = 5, guard per seed",
-        "length_rewards-kimi": "Kimi k1.5 length penalty (round 1)", "rounds-kimi": "two rounds of it, guard per seed"}
-
-
-def render_readme(datas: dict[str, dict]) -> str:
+def render_readme(datas: dict[str, dict], variant: Variant = VARIANTS["concise"]) -> str:
     oracle = datas["redundancy_oracle"]
     build = oracle["model"]["build"]
     same = len({d["model"]["identity"]["weights_sha256"] for d in datas.values()}) == 1
-    lines = ["# The rounds target on the testbed's concise model (`embedded:longthought-concise`)", "",
-             "Written by `python bench/concise.py` (re-render: `python bench/concise.py --rerender`); why this model "
-             "and how it differs from the testbed's, in the script's docstring and in `docs/testbed.md`, *A model "
-             f"that can reason concisely*. Build: recipe `{oracle['model']['digest']}`, {build['cpu']} "
+    lines = [f"# The rounds target on the testbed's {variant.title} (`{variant.model}`)", "",
+             f"Written by `python bench/concise.py --variant {variant.name}` (re-render: `python bench/concise.py "
+             f"--rerender`); why this model and how it differs from the testbed's, in the script's docstring and in "
+             f"`docs/testbed.md`, *{variant.section}*. Build: recipe `{oracle['model']['digest']}`, {build['cpu']} "
              f"({build['cpu_capability']}), final build loss {build['final_loss']}, weights "
              f"`{build['weights_sha256'][:12]}`; {'every run used this build' if same else 'the runs used different builds'}.",
              "", "## Findings", "", *summary_lines(datas), "",
@@ -180,7 +242,7 @@ def render_readme(datas: dict[str, dict]) -> str:
              "|---|---|---|---|---|---|"]
     for name, data in datas.items():
         m = data["machine"]
-        lines.append(f"| [{name}.md]({name}.md) | {WHAT[name]} | `{data['command']}` | {data['git_commit']}"
+        lines.append(f"| [{name}.md]({name}.md) | {variant.what[name]} | `{data['command']}` | {data['git_commit']}"
                      f"{' (uncommitted changes)' if data.get('git_dirty') else ''} | {data['wall_seconds']:.0f} s | "
                      f"{m['load_average_at_start'][0]:.1f} / {m['load_average_at_end'][0]:.1f} |")
     corrections = [f"- `{name}.json`: {c}." for name, data in datas.items() for c in data.get("corrections", [])]
@@ -192,42 +254,54 @@ def render_readme(datas: dict[str, dict]) -> str:
 
 
 DOCS = redundancy_oracle.DOCS
-DOCS_BEGIN = "<!-- BEGIN generated by `python bench/concise.py --rerender` from bench/results/concise/; do not edit by hand -->"
 DOCS_END = "<!-- END generated by bench/concise.py -->"
 
 
-def docs_text(current: str, datas: dict[str, dict]) -> str:
-    """docs/testbed.md with its concise-model findings (:func:`summary_lines`) rendered from the JSONs."""
-    head, rest = current.split(DOCS_BEGIN, 1)
+def docs_begin(variant: Variant) -> str:
+    return (f"<!-- BEGIN generated by `python bench/concise.py --rerender` from bench/results/{variant.name}/; "
+            "do not edit by hand -->")
+
+
+def docs_text(current: str, datas: dict[str, dict], variant: Variant = VARIANTS["concise"]) -> str:
+    """docs/testbed.md with a variant's findings (:func:`summary_lines`) rendered from its JSONs."""
+    head, rest = current.split(docs_begin(variant), 1)
     _, tail = rest.split(DOCS_END, 1)
-    return head + "\n".join([DOCS_BEGIN, *summary_lines(datas), DOCS_END]) + tail
+    return head + "\n".join([docs_begin(variant), *summary_lines(datas), DOCS_END]) + tail
 
 
-def rerender(out: Path = OUT) -> None:
-    """Write the md / png of each JSON in :data:`OUT`, and README.md, into ``out``."""
-    datas = load_all()
-    out.mkdir(parents=True, exist_ok=True)
-    for name, source, *_ in RUNS:
+def rerender(out: Path | None = None, variant: str = "concise") -> None:
+    """Write the md / png of each JSON of a variant, and README.md, into ``out`` (default: its
+    folder, and then docs/testbed.md's findings too)."""
+    v = VARIANTS[variant]
+    datas = load_all(variant)
+    target = out or v.out
+    target.mkdir(parents=True, exist_ok=True)
+    for name, source, *_ in v.runs:
         with tempfile.TemporaryDirectory() as tmp:
             RENDER[source](datas[name], Path(tmp))
             md = (Path(tmp) / f"{source}.md").read_text().replace(f"({source}.png)", f"({name}.png)")
-            (out / f"{name}.md").write_text(md.replace(f"`python bench/{source}.py --rerender`",
-                                                      "`python bench/concise.py --rerender`"))
-            shutil.copy2(Path(tmp) / f"{source}.png", out / f"{name}.png")
-    (out / "README.md").write_text(render_readme(datas))
-    if out == OUT:
-        DOCS.write_text(docs_text(DOCS.read_text(), datas))
+            (target / f"{name}.md").write_text(md.replace(f"`python bench/{source}.py --rerender`",
+                                                         "`python bench/concise.py --rerender`"))
+            shutil.copy2(Path(tmp) / f"{source}.png", target / f"{name}.png")
+    (target / "README.md").write_text(render_readme(datas, v))
+    if out is None:
+        DOCS.write_text(docs_text(DOCS.read_text(), datas, v))
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rerender", action="store_true", help="only rewrite the md / png / README from the JSONs")
+    ap.add_argument("--variant", choices=sorted(VARIANTS), action="append",
+                    help="run only this model's benchmarks (repeatable; default: every variant)")
     args = ap.parse_args(argv)
-    if not args.rerender:
-        for name, source, fn, run_argv in RUNS:
-            run_one(name, source, fn, run_argv)
-    rerender()
-    print((OUT / "README.md").read_text())
+    chosen = args.variant or list(VARIANTS)
+    for name in chosen:
+        v = VARIANTS[name]
+        if not args.rerender:
+            for run, source, fn, run_argv in v.runs:
+                run_one(run, source, fn, run_argv, v.out)
+        rerender(variant=name)
+        print((v.out / "README.md").read_text())
     return 0
 
 

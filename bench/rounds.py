@@ -216,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--top-p", type=float, default=Config.top_p, help="reference sampling top-p (the authors': 0.8)")
     ap.add_argument("--tag", default=Config.tag, help="work directory tag (another setting: another tag)")
     ap.add_argument("--model", default=Config.model, help="the reference model (e.g. embedded:longthought-concise)")
+    ap.add_argument("--train-count", type=int, default=Config.train_count,
+                    help="training problems per seed (round 1: that testbed run's; 1536 makes the steps one epoch)")
+    ap.add_argument("--eval-count", type=int, default=Config.eval_count, help="held-out problems (the guard's power)")
     args = ap.parse_args(argv)
     if args.rerender:
         render_results(json.loads((RESULTS / f"{NAME}.json").read_text()))
@@ -224,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = Config(seeds=tuple(args.seeds), lambdas=(args.lam,), baselines=False,
                  rewards=(args.reward,) if args.reward else (), temperature=args.temperature,
-                 top_p=args.top_p, tag=args.tag, model=args.model)
+                 top_p=args.top_p, tag=args.tag, model=args.model, train_count=args.train_count,
+                 eval_count=args.eval_count)
     testbed.run_seeds(partial(run_rounds, rounds=args.rounds), cfg, args.jobs)
     per_problem = collect(cfg, args.rounds)
     method = testbed.REWARD_LABELS[args.reward] if args.reward else f"O1-Pruner λ = {args.lam:g}"

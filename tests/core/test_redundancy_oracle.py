@@ -71,3 +71,36 @@ def test_docs_state_the_oracles_findings_as_its_json_renders_them():
     changed = json.loads(json.dumps(data))
     changed["stats"]["rows"][oracle.run_name(("again",))]["delta_accuracy"]["mean"] += 0.01
     assert oracle.docs_text(text, changed) != text
+
+
+def _per_problem(base: tuple, structures: dict[str, tuple]) -> dict:
+    """Oracle per-problem data: two difficulties of 40 problems each, L_min 10; each structure is
+    (correct on difficulty 2, correct on 3, its length)."""
+    def arrays(c2: float, c3: float, length: float) -> dict:
+        correct = [i < 40 * c2 for i in range(40)] + [i < 40 * c3 for i in range(40)]
+        return {"0": {"correct": correct, "length": [length] * 80}}
+
+    return {"difficulty": [2] * 40 + [3] * 40, "l_min": [10.0] * 80, "base": arrays(*base),
+            "methods": {name: arrays(*s) for name, s in structures.items()}}
+
+
+def test_difficulty_mixture_picks_per_difficulty_the_structure_that_keeps_accuracy_within_the_gap():
+    # base 110 tokens (gap 100); "short" closes 100 % but loses difficulty 2; "mid" closes 80 %.
+    pp = _per_problem((0.9, 0.5, 110.0), {"short": (0.5, 0.75, 10.0), "mid": (1.0, 0.5, 30.0), "none": (0.9, 0.5, 110.0)})
+    mix = oracle.difficulty_mixture(pp, target_gap=0.9)
+    # only short on 3 + mid on 2 (length 20, 90 %) or short on both (100 %) reach 90 %; the first keeps difficulty 2
+    assert mix["structures"] == {"2": "mid", "3": "short"}
+    assert mix["mean_length"] == pytest.approx(20.0) and mix["gap_closed"] == pytest.approx(0.9)
+    assert mix["delta_accuracy"] == pytest.approx({"2": 0.1, "3": 0.25})
+    assert mix["accuracy"] == pytest.approx((40 + 30) / 80)
+    assert mix["guard"]["buckets"]["3"]["mean"] == pytest.approx(0.25)
+    assert oracle.difficulty_mixture(pp, target_gap=0.95)["structures"] == {"2": "short", "3": "short"}
+    assert oracle.difficulty_mixture(pp, target_gap=1.01) is None  # nothing closes more than all of it
+
+
+def test_difficulty_mixture_runs_the_accuracy_guard_on_the_mixed_outcomes():
+    # the only 90 % structure loses 40 points on difficulty 2: the guard names that bucket
+    pp = _per_problem((0.9, 0.5, 110.0), {"short": (0.5, 0.75, 10.0), "none": (0.9, 0.5, 110.0)})
+    mix = oracle.difficulty_mixture(pp, target_gap=0.9)
+    assert mix["structures"] == {"2": "short", "3": "short"} and mix["guard"]["passed"] is False
+    assert "2" in mix["guard"]["failed"] and "3" not in mix["guard"]["failed"]

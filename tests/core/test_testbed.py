@@ -322,6 +322,23 @@ def test_concise_mode_is_drawn_at_its_rate_and_leaves_other_recipes_unchanged():
     assert replace(concise_recipe, style=TraceStyle()) == TESTBED_RECIPES["longthought-arith"]  # only the mode differs
 
 
+def test_concise_error_rate_sets_the_concise_modes_errors_alone():
+    problems = make_problems(200, seed=9)
+    exact = TraceStyle(p_concise=1.0, p_guess=0.0, error_rate=0.3, concise_error_rate=0.0)
+    rng = random.Random(4)
+    assert all(sample_trace(p, rng, exact) == minimal_trace(p) for p in problems)  # the minimal traces themselves
+    verbose = replace(exact, p_concise=0.0)
+    fixes = sum(redundancy_profile(sample_trace(p, rng, verbose))["fix"] for p in problems)
+    assert fixes > 0  # the verbose mode keeps its own error rate (its checks repair errors)
+    # The recipe: only the concise mode's errors differ from longthought-concise, whose digest is kept.
+    exact_recipe, concise_recipe = TESTBED_RECIPES["longthought-concise-exact"], TESTBED_RECIPES["longthought-concise"]
+    assert exact_recipe.style.concise_error_rate == 0.0 and concise_recipe.style.concise_error_rate is None
+    assert replace(exact_recipe, style=concise_recipe.style, seed=concise_recipe.seed) == concise_recipe
+    assert "concise_error_rate" not in concise_recipe.to_dict()["style"]
+    assert exact_recipe.to_dict()["style"]["concise_error_rate"] == 0.0
+    assert exact_recipe.digest() != concise_recipe.digest()
+
+
 def test_below_about_15_percent_concise_the_restatement_stays_the_likeliest_opening():
     """docs/testbed.md: "Below about 15 % the restatement stays the likeliest opening" (a concise
     trace and a verbose one without a restatement open with the same word, ``#1``)."""

@@ -71,6 +71,10 @@ class TraceStyle:
     #: reason without its redundancy, as pretrained long-thought models can; below about 0.15 the
     #: redundant opening stays the most likely one, so greedy answers are still long.
     p_concise: float = 0.0
+    #: The concise mode's own step error rate (None: ``error_rate``). At 0 its traces are the
+    #: minimal traces themselves: concise reasoning as reliable as the verbose mode's checked
+    #: result, the premise of length pruning (the redundancy adds nothing the answer needs).
+    concise_error_rate: float | None = None
 
 
 @dataclass(frozen=True)
@@ -168,19 +172,23 @@ def _wrong(rng: random.Random, y: int, style: TraceStyle) -> int:
     return y + rng.choice([d for d in range(-style.max_error, style.max_error + 1) if d])
 
 
-def _step_result(rng: random.Random, x: int, op: str, b: int, style: TraceStyle) -> tuple[int, int]:
-    """A step's true result and the one written: wrong with probability ``style.error_rate``."""
+def _step_result(rng: random.Random, x: int, op: str, b: int, style: TraceStyle,
+                 error_rate: float | None = None) -> tuple[int, int]:
+    """A step's true result and the one written: wrong with probability ``error_rate`` (default
+    ``style.error_rate``)."""
     true_y = apply(x, op, b)
-    return true_y, _wrong(rng, true_y, style) if rng.random() < style.error_rate else true_y
+    rate = style.error_rate if error_rate is None else error_rate
+    return true_y, _wrong(rng, true_y, style) if rng.random() < rate else true_y
 
 
 def concise_trace(p: Problem, rng: random.Random, style: TraceStyle = TraceStyle()) -> str:
     """A trace of the concise mode: the minimal trace's steps, each wrong with probability
-    ``style.error_rate`` (a wrong value is carried forward: nothing checks it)."""
+    ``style.concise_error_rate`` (default ``style.error_rate``; a wrong value is carried forward:
+    nothing checks it)."""
     words: list[str] = []
     x = p.start
     for i, (op, b) in enumerate(p.ops):
-        _, x_next = _step_result(rng, x, op, b, style)
+        _, x_next = _step_result(rng, x, op, b, style, style.concise_error_rate)
         words += _step(i, x, op, b, x_next)
         x = x_next
     return " ".join(words + _answer(x))
@@ -239,6 +247,8 @@ def recipe_dict(task: TaskSpec, style: TraceStyle) -> dict:
     out = {"task": asdict(task), "style": asdict(style)}
     if not style.p_concise:  # absent when off, so the recipes without it keep their digests
         del out["style"]["p_concise"]
+    if style.concise_error_rate is None:  # likewise
+        del out["style"]["concise_error_rate"]
     return out
 
 
