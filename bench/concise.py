@@ -1,28 +1,35 @@
-"""The testbed's concise model: the rounds target measured on a reference model that can reason without its redundancy.
+"""The testbed's concise models: the rounds target measured on reference models that can reason without their redundancy.
 
 On the testbed's model (``embedded:longthought-arith``) the decode-time oracle shows that no
 structure closes 90 % of the redundancy gap at any accuracy (``bench/results/redundancy_oracle.md``):
-its traces almost never leave every kind out, so the model cannot compute without them. The
-recipe ``longthought-concise`` differs in one setting only: 10 % of its traces are written in a
-concise mode (the minimal steps, errors uncaught, no opening word of their own;
-:class:`o1pruner.testbed.traces.TraceStyle` ``p_concise``), as a pretrained long-thought model
-has concise reasoning among what it can write. Its greedy answers stay long (the redundant
-opening is still the most likely one).
+its traces almost never leave every kind out, so the model cannot compute without them. Two
+recipes change that (:data:`VARIANTS`, each with its folder under ``bench/results/``):
 
-This script runs, on that model, the benchmarks that decide the rounds target, each with its own
-script and statistics (:data:`RUNS`), and keeps their results under ``bench/results/concise/``:
+- ``longthought-concise`` (``concise/``) differs in one setting only: 10 % of its traces are
+  written in a concise mode (the minimal steps, errors uncaught, no opening word of their own;
+  :class:`o1pruner.testbed.traces.TraceStyle` ``p_concise``), as a pretrained long-thought model
+  has concise reasoning among what it can write. Its greedy answers stay long (the redundant
+  opening is still the most likely one). Its concise mode is less reliable than its verbose one.
+- ``longthought-concise-exact`` (``concise-exact/``): the same, with the concise mode's traces
+  the minimal traces themselves (``concise_error_rate`` 0), so leaving the redundancy out costs
+  nothing the data could teach: the premise of length pruning, built in.
 
-1. the decode-time oracle (``bench/redundancy_oracle.py``): is the target reachable at all;
-2. round 1, 3 seeds × 600: the testbed benchmark's O1-Pruner rows at λ = 2 and λ = 5
-   (``bench/testbed.py --only o1-lam…``) and the Kimi k1.5 length penalty
+For each, this script runs the benchmarks that decide the rounds target, each with its own
+script and statistics, and keeps their results in the variant's folder:
+
+1. the decode-time oracle (``bench/redundancy_oracle.py``): is the target reachable at all, by
+   one structure or by one structure per difficulty (:func:`redundancy_oracle.difficulty_mixture`);
+2. round 1, 3 seeds × 600: the testbed benchmark's O1-Pruner row at λ = 2 (``bench/testbed.py
+   --only o1-lam2``); on ``concise`` also λ = 5 and the Kimi k1.5 length penalty
    (``bench/length_rewards.py --only kimi-length``);
 3. a second round from each (``bench/rounds.py --rounds 2``), with the accuracy guard per seed.
 
 Each script writes the main benchmark's file names; this one keeps the main results aside while
-it runs and puts them back after, so only ``bench/results/concise/`` changes.
+it runs and puts them back after, so only the variant's folder changes.
 
-    python bench/concise.py              # run (resumes) and write bench/results/concise/
-    python bench/concise.py --rerender   # rewrite its md / png files and README.md from the JSONs
+    python bench/concise.py                          # every variant: run (resumes) and write
+    python bench/concise.py --variant concise-exact  # one variant
+    python bench/concise.py --rerender               # rewrite md / png / README from the JSONs
 """
 
 from __future__ import annotations
@@ -86,8 +93,14 @@ VARIANTS = {
          ["--model", EXACT, "--tag", "oracle-concise-exact"]),
         ("testbed", "testbed", testbed.main, ["--model", EXACT, "--only", "o1-lam2", "--tag", "concise-exact"]),
         ("rounds", "rounds", rounds.main, ["--model", EXACT, "--tag", "concise-exact", "--rounds", "2"]),
+        # the same runs judged on 3000 held-out problems (the 600 above are its first 600)
+        ("testbed-3000", "testbed", testbed.main,
+         ["--model", EXACT, "--only", "o1-lam2", "--tag", "concise-exact-3000", "--eval-count", "3000"]),
+        ("rounds-3000", "rounds", rounds.main,
+         ["--model", EXACT, "--tag", "concise-exact-3000", "--rounds", "2", "--eval-count", "3000"]),
     ), {"redundancy_oracle": "decode-time oracle, 16 structures", "testbed": "O1-Pruner λ = 2 (round 1)",
-        "rounds": "two rounds of λ = 2, guard per seed"},
+        "rounds": "two rounds of λ = 2, guard per seed", "testbed-3000": "round 1 again, 3000 held-out problems",
+        "rounds-3000": "two rounds again, 3000 held-out problems"},
         "exact-concise model", "A model whose concise reasoning is reliable"),
 }
 #: The default variant's runs (what the concise model's tests replay).

@@ -16,6 +16,7 @@ import os
 import shlex
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -343,3 +344,40 @@ def test_concise_results_render_from_their_jsons_and_are_one_build(tmp_path):
     for data in datas.values():
         assert data["per_problem_file"].startswith("bench/results/concise/")
         assert (REPO / data["per_problem_file"]).is_file()
+
+
+def test_concise_exact_results_render_from_their_jsons_and_are_one_build(tmp_path):
+    """bench/results/concise-exact/ (the exact-concise model): each md and the README are what
+    ``bench/concise.py --rerender`` writes from its JSONs, every run measured one build of the
+    recipe, round 1 of the rounds run is the testbed run, and docs/testbed.md states the figures.
+    The build of the recipe's first seed, kept beside them, is the one the docs say was below
+    the testbed's accuracy bound."""
+    from o1pruner.testbed.build import TESTBED_RECIPES
+
+    concise = _bench_module("concise")
+    variant = concise.VARIANTS["concise-exact"]
+    concise.rerender(tmp_path, variant="concise-exact")
+    datas = concise.load_all("concise-exact")
+    for name in ("README", *datas):
+        assert (tmp_path / f"{name}.md").read_text() == (variant.out / f"{name}.md").read_text(), name
+    oracle, tb, rnd = datas["redundancy_oracle"], datas["testbed"], datas["rounds"]
+    recipe = TESTBED_RECIPES["longthought-concise-exact"]
+    assert {d["model"]["identity"]["weights_sha256"] for d in datas.values()} == {
+        oracle["model"]["build"]["weights_sha256"]}
+    assert oracle["model"]["digest"] == recipe.digest()
+    assert rnd["stats"]["rows"]["round1"] == tb["stats"]["rows"]["o1-lam2"]
+    docs = (REPO / "docs" / "testbed.md").read_text()
+    assert concise.docs_text(docs, datas, variant) == docs
+    assert len(rnd["seed"]) >= 3 and rnd["stats"]["base"]["n"] >= 500
+    base = oracle["stats"]["base"]
+    assert 0.6 <= base["accuracy"] <= 0.9 and base["length_over_l_min"] >= 2.5 and base["truncated"] < 0.01
+    for name, source, _, argv in variant.runs:
+        assert datas[name]["argv"] == argv and datas[name]["command"] == shlex.join(
+            ["python", f"bench/{source}.py", *argv]), name
+    for data in datas.values():
+        assert data["per_problem_file"].startswith("bench/results/concise-exact/")
+        assert (REPO / data["per_problem_file"]).is_file()
+    first = _load(variant.out / "seed-1234-build" / "redundancy_oracle.json")
+    assert first["model"]["digest"] == replace(recipe, seed=1234).digest() != recipe.digest()
+    assert first["stats"]["base"]["accuracy"] < 0.6 and (REPO / first["per_problem_file"]).is_file()
+    assert f"answered {first['stats']['base']['accuracy']:.3f} of the held-out problems" in docs
