@@ -98,9 +98,16 @@ VARIANTS = {
          ["--model", EXACT, "--only", "o1-lam2", "--tag", "concise-exact-3000", "--eval-count", "3000"]),
         ("rounds-3000", "rounds", rounds.main,
          ["--model", EXACT, "--tag", "concise-exact-3000", "--rounds", "2", "--eval-count", "3000"]),
+        # the paper's one epoch: the same 96 steps over 1536 training problems per seed (3072 examples)
+        ("testbed-t1536", "testbed", testbed.main, ["--model", EXACT, "--only", "o1-lam2", "--tag", "concise-exact-t1536",
+                                                    "--train-count", "1536", "--eval-count", "3000"]),
+        ("rounds-t1536", "rounds", rounds.main, ["--model", EXACT, "--tag", "concise-exact-t1536", "--rounds", "2",
+                                                 "--train-count", "1536", "--eval-count", "3000"]),
     ), {"redundancy_oracle": "decode-time oracle, 16 structures", "testbed": "O1-Pruner λ = 2 (round 1)",
         "rounds": "two rounds of λ = 2, guard per seed", "testbed-3000": "round 1 again, 3000 held-out problems",
-        "rounds-3000": "two rounds again, 3000 held-out problems"},
+        "rounds-3000": "two rounds again, 3000 held-out problems",
+        "testbed-t1536": "round 1 as one epoch (1536 training problems), 3000 held-out",
+        "rounds-t1536": "two rounds of one epoch each, 3000 held-out"},
         "exact-concise model", "A model whose concise reasoning is reliable"),
 }
 #: The default variant's runs (what the concise model's tests replay).
@@ -209,7 +216,7 @@ def round_lines(rnd: dict) -> list[str]:
 
 def summary_lines(datas: dict[str, dict]) -> list[str]:
     """README.md's and docs/testbed.md's findings, every figure from the JSONs."""
-    oracle, rnd = datas["redundancy_oracle"], datas["rounds"]
+    oracle = datas["redundancy_oracle"]
     base, rows = oracle["stats"]["base"], oracle["stats"]["rows"]
     reach = [r for r in rows if r in oracle["left_out"] and (rows[r]["gap_closed"] or 0) >= rounds.TARGET_GAP]
     out = [f"- The model: greedy accuracy {base['accuracy']:.3f}, mean length {base['mean_length']:.1f} tokens "
@@ -233,9 +240,11 @@ def summary_lines(datas: dict[str, dict]) -> list[str]:
             out += round_lines(data)
             if data.get("stopped"):
                 out.append(f"- {method_of(data)}: " + rounds.stopped_lines(data)[0])
-    target = rnd["targets"][0]
-    out.append(f"- The rounds target at λ = 2 ({target['target']}): {'met' if target['met'] else 'MISSED'} — "
-               f"{target['measured']}.")
+    for data in datas.values():
+        if data["benchmark"] == "rounds" and method_of(data) == "O1-Pruner λ = 2" and data.get("targets"):
+            target = data["targets"][0]
+            out.append(f"- The rounds target at λ = 2, {data['stats']['base']['n']} held-out problems "
+                       f"({target['target']}): {'met' if target['met'] else 'MISSED'} — {target['measured']}.")
     return out
 
 

@@ -336,6 +336,10 @@ def test_concise_results_render_from_their_jsons_and_are_one_build(tmp_path):
     assert datas["rounds-lam5"]["stats"]["rows"]["round1"] == datas["testbed-lam5"]["stats"]["rows"]["o1-lam5"]
     assert datas["rounds-kimi"]["stats"]["rows"]["round1"] == datas["length_rewards-kimi"]["stats"]["rows"]["kimi-length"]
     assert len(rnd["seed"]) >= 3 and rnd["stats"]["base"]["n"] >= 500  # the rounds issue's scale
+    # docs: the best structure-by-difficulty oracle at >= 90 % of the gap has a point estimate below -1 point
+    mix = concise.redundancy_oracle.difficulty_mixture(concise.oracle_per_problem(oracle))
+    assert mix["gap_closed"] >= 0.9 and min(mix["delta_accuracy"].values()) < -0.01 and not mix["guard"]["passed"]
+    assert "with a point estimate of Δacc below the guard's −1 point on some difficulty" in docs
     base = oracle["stats"]["base"]
     assert 0.6 <= base["accuracy"] <= 0.9 and base["length_over_l_min"] >= 2.5 and base["truncated"] < 0.01
     for name, source, _, argv in concise.RUNS:  # `python bench/concise.py` replays the recorded runs
