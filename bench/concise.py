@@ -44,6 +44,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import length_rewards  # noqa: E402
@@ -64,6 +66,8 @@ class Variant:
     what: dict[str, str]
     title: str  # the README's "on the testbed's <title>"
     section: str  # docs/testbed.md's section about the model
+    #: pairs of rounds runs on the same held-out problems whose accuracy is compared per problem
+    contrasts: tuple[tuple[str, str], ...] = ()
 
     @property
     def out(self) -> Path:
@@ -108,7 +112,7 @@ VARIANTS = {
         "rounds-3000": "two rounds again, 3000 held-out problems",
         "testbed-t1536": "round 1 as one epoch (1536 training problems), 3000 held-out",
         "rounds-t1536": "two rounds of one epoch each, 3000 held-out"},
-        "exact-concise model", "A model whose concise reasoning is reliable"),
+        "exact-concise model", "A model whose concise reasoning is reliable", (("rounds-3000", "rounds-t1536"),)),
 }
 #: The default variant's runs (what the concise model's tests replay).
 RUNS = VARIANTS["concise"].runs
@@ -195,6 +199,12 @@ def method_of(rnd: dict) -> str:
     return testbed.REWARD_LABELS[rewards[0]] if rewards else f"O1-Pruner λ = {rnd['config']['lambdas'][0]:g}"
 
 
+def setting(data: dict) -> str:
+    """How many passes over its training examples each round made of its optimizer steps."""
+    n = testbed.epochs(data["config"])
+    return f"{n:g} epoch{'s' if n != 1 else ''} per round"
+
+
 def round_lines(rnd: dict) -> list[str]:
     """One line per round of a rounds run: pooled and per-seed figures, the guard's verdicts."""
     base, out = rnd["stats"]["base"], []
@@ -204,17 +214,61 @@ def round_lines(rnd: dict) -> list[str]:
         seeds = r["per_seed"]
         verdicts = [g for g in rnd["guards"] if g["run"] == f"round{n}"]
         out.append(f"- {method}, round {n} ({len(rnd['seed'])} seeds × "
-                   f"{base['n']}): length {100 * r['length_change']['mean']:+.1f} %, gap closed "
+                   f"{base['n']}, {setting(rnd)}): length {100 * r['length_change']['mean']:+.1f} %, gap closed "
                    f"{100 * (r['gap_closed'] or 0):.1f} %, Δacc {testbed._ci(r['delta_accuracy'])} points; per seed, gap "
                    "closed " + " / ".join(f"{abs(100 * s['gap_closed']) if abs(s['gap_closed']) < 0.005 else 100 * s['gap_closed']:.0f} %"
                                           for s in seeds) + " and Δacc "
                    + " / ".join(f"{100 * (s['accuracy'] - base['accuracy']):+.1f}" for s in seeds)
                    + f" points; the default guard passes {sum(g['0.01']['passed'] for g in verdicts)} of "
                    f"{len(verdicts)} seeds, a 5-point guard {sum(g['0.05']['passed'] for g in verdicts)}.")
-    return out
+    return out + refusal_lines(rnd)
 
 
-def summary_lines(datas: dict[str, dict]) -> list[str]:
+def refusal_lines(rnd: dict, max_drop: float = 0.01) -> list[str]:
+    """The last round's seeds that the default guard refused on interval width alone (every
+    failing bucket's point estimate of Δacc within ``max_drop``), with those buckets' figures
+    (recomputed from the per-problem file)."""
+    from o1pruner.guard import OVERALL, accuracy_guard
+
+    last = f"round{sum(k.startswith('round') for k in rnd['stats']['rows'])}"
+    refused = [g["seed"] for g in rnd["guards"] if g["run"] == last and not g["0.01"]["passed"]]
+    if not refused:
+        return []
+    per_problem = json.loads(gzip.decompress((REPO / rnd["per_problem_file"]).read_bytes()))
+    parts = []
+    for seed in refused:
+        g = accuracy_guard(per_problem["base"][str(seed)]["correct"], per_problem["methods"][last][str(seed)]["correct"],
+                           per_problem["difficulty"], max_drop=max_drop)
+        if any(g["buckets"][b]["deltaAccuracy"]["mean"] < -max_drop for b in g["failed"]):
+            continue
+        parts.append(f"seed {seed} " + ", ".join(
+            f"{'overall' if b == OVERALL else 'at difficulty ' + b} (accuracy {g['buckets'][b]['baseAccuracy']:.3f} → "
+            f"{g['buckets'][b]['prunedAccuracy']:.3f}, Δacc {testbed._ci(g['buckets'][b]['deltaAccuracy'])} points)"
+            for b in g["failed"]))
+    if not parts:
+        return []
+    return [f"  Round {last.removeprefix('round')}'s guard refused on the interval alone (the point estimate within "
+            f"{100 * max_drop:g} point): " + "; ".join(parts) + "."]
+
+
+def contrast_line(a: dict, b: dict) -> str:
+    """Run ``b`` against run ``a`` round by round on the same held-out problems: the per-problem
+    difference in correctness averaged over their seeds, with its paired bootstrap CI."""
+    from o1pruner.paired import bootstrap_mean_ci
+
+    pa, pb = (json.loads(gzip.decompress((REPO / d["per_problem_file"]).read_bytes())) for d in (a, b))
+    if pa["problem_ids"] != pb["problem_ids"] or a["seed"] != b["seed"]:
+        raise ValueError("a contrast needs the same held-out problems and seeds")
+    parts = []
+    for run in pa["methods"]:
+        diff = np.mean([np.asarray(pb["methods"][run][str(s)]["correct"], float)
+                        - np.asarray(pa["methods"][run][str(s)]["correct"], float) for s in a["seed"]], axis=0)
+        parts.append(f"{run.replace('round', 'round ')} {testbed._ci(bootstrap_mean_ci(diff, seed=0).to_dict())}")
+    return (f"- {setting(b).capitalize()} against {setting(a)}, the same {len(pa['problem_ids'])} problems and seeds "
+            "(Δacc per problem averaged over the seeds, 95 % paired bootstrap): " + ", ".join(parts) + " points.")
+
+
+def summary_lines(datas: dict[str, dict], variant: Variant | None = None) -> list[str]:
     """README.md's and docs/testbed.md's findings, every figure from the JSONs."""
     oracle = datas["redundancy_oracle"]
     base, rows = oracle["stats"]["base"], oracle["stats"]["rows"]
@@ -240,10 +294,12 @@ def summary_lines(datas: dict[str, dict]) -> list[str]:
             out += round_lines(data)
             if data.get("stopped"):
                 out.append(f"- {method_of(data)}: " + rounds.stopped_lines(data)[0])
+    for a, b in variant.contrasts if variant else ():
+        out.append(contrast_line(datas[a], datas[b]))
     for data in datas.values():
         if data["benchmark"] == "rounds" and method_of(data) == "O1-Pruner λ = 2" and data.get("targets"):
             target = data["targets"][0]
-            out.append(f"- The rounds target at λ = 2, {data['stats']['base']['n']} held-out problems "
+            out.append(f"- The rounds target at λ = 2, {data['stats']['base']['n']} held-out problems, {setting(data)} "
                        f"({target['target']}): {'met' if target['met'] else 'MISSED'} — {target['measured']}.")
     return out
 
@@ -258,7 +314,7 @@ def render_readme(datas: dict[str, dict], variant: Variant = VARIANTS["concise"]
              f"`docs/testbed.md`, *{variant.section}*. Build: recipe `{oracle['model']['digest']}`, {build['cpu']} "
              f"({build['cpu_capability']}), final build loss {build['final_loss']}, weights "
              f"`{build['weights_sha256'][:12]}`; {'every run used this build' if same else 'the runs used different builds'}.",
-             "", "## Findings", "", *summary_lines(datas), "",
+             "", "## Findings", "", *summary_lines(datas, variant), "",
              "## The runs", "",
              "| results | what | command | commit | wall time | 1-min load at start / end |",
              "|---|---|---|---|---|---|"]
@@ -288,7 +344,7 @@ def docs_text(current: str, datas: dict[str, dict], variant: Variant = VARIANTS[
     """docs/testbed.md with a variant's findings (:func:`summary_lines`) rendered from its JSONs."""
     head, rest = current.split(docs_begin(variant), 1)
     _, tail = rest.split(DOCS_END, 1)
-    return head + "\n".join([docs_begin(variant), *summary_lines(datas), DOCS_END]) + tail
+    return head + "\n".join([docs_begin(variant), *summary_lines(datas, variant), DOCS_END]) + tail
 
 
 def rerender(out: Path | None = None, variant: str = "concise") -> None:

@@ -4,8 +4,9 @@ Round 1 is ``bench/testbed.py``'s O1-Pruner (λ = 2) run of each seed (its work 
 shared, so round 1 is that very run, resumed, not retrained). Round 2 is what ``spec.rounds``
 does (:mod:`o1pruner.rounds`, run by :func:`o1pruner.pipeline.run_local`): K fresh samples per
 training problem from round 1's pruned model, new per-problem statistics, the same 96 optimizer
-steps from round 1's model. Both rounds are evaluated against the ORIGINAL base on the same 600
-held-out problems. The guard does not stop the benchmark (``guard.enabled: false``) so that both
+steps from round 1's model. Both rounds are evaluated against the ORIGINAL base on the same
+held-out problems (600, ``--eval-count``; ``--train-count`` sets the training problems, and with
+them how many epochs the steps make). The guard does not stop the benchmark (``guard.enabled: false``) so that both
 rounds are always measured; each round's verdict under the default guard (1 point) and under a
 5-point guard is computed from the same per-problem outcomes and reported.
 

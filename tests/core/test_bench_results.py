@@ -11,6 +11,7 @@ row (so a table can't drift from the formula)."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import shlex
@@ -19,6 +20,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from o1pruner import aes
@@ -381,6 +383,47 @@ def test_concise_exact_results_render_from_their_jsons_and_are_one_build(tmp_pat
     for data in datas.values():
         assert data["per_problem_file"].startswith("bench/results/concise-exact/")
         assert (REPO / data["per_problem_file"]).is_file()
+    # The 3000-problem runs retrained the same models (deterministic on one machine): on the 600
+    # problems they share, base and every round answer exactly as in the 600-problem runs.
+    def outcomes(name: str) -> dict:
+        return json.loads(gzip.decompress((REPO / datas[name]["per_problem_file"]).read_bytes()))
+
+    small, large = outcomes("rounds"), outcomes("rounds-3000")
+    assert large["problem_ids"][:600] == small["problem_ids"] and datas["rounds-3000"]["stats"]["base"]["n"] == 3000
+    for seed in map(str, rnd["seed"]):
+        assert large["base"][seed]["correct"][:600] == small["base"][seed]["correct"]
+        for run in ("round1", "round2"):
+            for key in ("correct", "length"):
+                assert large["methods"][run][seed][key][:600] == small["methods"][run][seed][key], (seed, run, key)
+    # docs/method.md: over 3000 the guard accepts some round-2 models and refuses one as accurate as its base
+    last = [g for g in datas["rounds-3000"]["guards"] if g["run"] == "round2"]
+    assert any(g["0.01"]["passed"] for g in last) and not all(g["0.01"]["passed"] for g in last)
+    assert any(line.lstrip().startswith("Round 2's guard refused on the interval alone")
+               for line in concise.round_lines(datas["rounds-3000"]))
+    # docs/testbed.md, "What it says about the rounds target" on this model:
+    from o1pruner.guard import accuracy_guard
+
+    for name in ("rounds", "rounds-3000", "rounds-t1536"):  # round 2: the minimal structure, above the base, every seed
+        r2 = datas[name]["stats"]["rows"]["round2"]
+        assert all(s["gap_closed"] >= 0.995 and s["accuracy"] > datas[name]["stats"]["base"]["accuracy"]
+                   for s in r2["per_seed"]), name
+    assert not concise.oracle_guard(oracle, "without-restate-check")["passed"]  # refused over 600
+    one = outcomes("rounds-t1536")
+    for seed in map(str, datas["rounds-t1536"]["seed"]):  # one epoch: round 1 minimal, every interval above 0
+        g = accuracy_guard(one["base"][seed]["correct"], one["methods"]["round1"][seed]["correct"], one["difficulty"])
+        assert all(b["deltaAccuracy"]["low"] > 0 for b in g["buckets"].values()), seed
+    assert all(s["gap_closed"] >= 0.995 for s in datas["rounds-t1536"]["stats"]["rows"]["round1"]["per_seed"])
+    assert all(g["0.01"]["passed"] for g in datas["rounds-t1536"]["guards"])
+    assert datas["rounds-t1536"]["targets"][0]["met"]
+    from o1pruner.paired import bootstrap_mean_ci
+
+    six = outcomes("rounds-3000")
+    gain = np.mean([np.asarray(one["methods"]["round2"][s]["correct"], float)
+                    - np.asarray(six["methods"]["round2"][s]["correct"], float) for s in map(str, rnd["seed"])], axis=0)
+    assert bootstrap_mean_ci(gain, seed=0).low > 0  # one epoch more accurate than six (the contrast line)
+    assert concise.contrast_line(datas["rounds-3000"], datas["rounds-t1536"]) in docs
+    assert datas["rounds-t1536"]["config"]["train_count"] == 1536 and datas["rounds-t1536"]["stats"]["base"]["n"] == 3000
+    assert _bench_module("testbed").epochs(datas["rounds-t1536"]["config"]) == 1
     first = _load(variant.out / "seed-1234-build" / "redundancy_oracle.json")
     assert first["model"]["digest"] == replace(recipe, seed=1234).digest() != recipe.digest()
     assert first["stats"]["base"]["accuracy"] < 0.6 and (REPO / first["per_problem_file"]).is_file()
