@@ -415,6 +415,8 @@ def test_concise_exact_results_render_from_their_jsons_and_are_one_build(tmp_pat
     assert all(s["gap_closed"] >= 0.995 for s in datas["rounds-t1536"]["stats"]["rows"]["round1"]["per_seed"])
     assert all(g["0.01"]["passed"] for g in datas["rounds-t1536"]["guards"])
     assert datas["rounds-t1536"]["targets"][0]["met"]
+    readme = " ".join((REPO / "README.md").read_text().split())
+    assert "one-epoch setting, where two rounds meet the rounds target" in readme
     from o1pruner.paired import bootstrap_mean_ci
 
     six = outcomes("rounds-3000")
