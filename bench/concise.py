@@ -56,12 +56,12 @@ from common import REPO, RESULTS, machine_line  # noqa: E402
 
 @dataclass(frozen=True)
 class Variant:
-    """One concise model's runs: its results folder under bench/results/, model, work tag, runs
-    (name under the folder, the script's results name, its main, its arguments) and what each is."""
+    """One concise model's runs: its results folder under bench/results/, model, runs (name under
+    the folder, the script's results name, its main, its arguments; the work tag is among them)
+    and what each is."""
 
     name: str
     model: str
-    tag: str
     runs: tuple[tuple[str, str, Callable, list[str]], ...]
     what: dict[str, str]
     title: str  # the README's "on the testbed's <title>"
@@ -78,7 +78,7 @@ MODEL = "embedded:longthought-concise"
 TAG = "concise"
 EXACT = "embedded:longthought-concise-exact"
 VARIANTS = {
-    "concise": Variant("concise", MODEL, TAG, (
+    "concise": Variant("concise", MODEL, (
         ("redundancy_oracle", "redundancy_oracle", redundancy_oracle.main, ["--model", MODEL, "--tag", "oracle-concise"]),
         ("testbed", "testbed", testbed.main, ["--model", MODEL, "--only", "o1-lam2", "--tag", TAG]),
         ("rounds", "rounds", rounds.main, ["--model", MODEL, "--tag", TAG, "--rounds", "2"]),
@@ -92,7 +92,7 @@ VARIANTS = {
         "rounds-lam5": "two rounds of λ = 5, guard per seed",
         "length_rewards-kimi": "Kimi k1.5 length penalty (round 1)", "rounds-kimi": "two rounds of it, guard per seed"},
         "concise model", "A model that can reason concisely"),
-    "concise-exact": Variant("concise-exact", EXACT, "concise-exact", (
+    "concise-exact": Variant("concise-exact", EXACT, (
         ("redundancy_oracle", "redundancy_oracle", redundancy_oracle.main,
          ["--model", EXACT, "--tag", "oracle-concise-exact"]),
         ("testbed", "testbed", testbed.main, ["--model", EXACT, "--only", "o1-lam2", "--tag", "concise-exact"]),
@@ -157,9 +157,9 @@ def load_all(variant: str = "concise") -> dict[str, dict]:
     return {name: load(name, v.out) for name, *_ in v.runs}
 
 
-def oracle_per_problem(oracle: dict) -> dict:
-    """The oracle's committed per-problem outcomes."""
-    return json.loads(gzip.decompress((REPO / oracle["per_problem_file"]).read_bytes()))
+def per_problem(data: dict) -> dict:
+    """A run's committed per-problem outcomes (its JSON's ``per_problem_file``)."""
+    return json.loads(gzip.decompress((REPO / data["per_problem_file"]).read_bytes()))
 
 
 def oracle_guard(oracle: dict, run: str, max_drop: float = 0.01) -> dict:
@@ -167,15 +167,15 @@ def oracle_guard(oracle: dict, run: str, max_drop: float = 0.01) -> dict:
     against the base, from the oracle's committed per-problem outcomes."""
     from o1pruner.guard import accuracy_guard
 
-    per_problem = oracle_per_problem(oracle)
-    return accuracy_guard(per_problem["base"]["0"]["correct"], per_problem["methods"][run]["0"]["correct"],
-                          per_problem["difficulty"], max_drop=max_drop)
+    outcomes = per_problem(oracle)
+    return accuracy_guard(outcomes["base"]["0"]["correct"], outcomes["methods"][run]["0"]["correct"],
+                          outcomes["difficulty"], max_drop=max_drop)
 
 
 def mixture_line(oracle: dict) -> str:
     """The best structure-by-difficulty oracle (:func:`redundancy_oracle.difficulty_mixture`) that
     closes the rounds target's share of the gap, and the guard's verdict on it."""
-    mix = redundancy_oracle.difficulty_mixture(oracle_per_problem(oracle), rounds.TARGET_GAP)
+    mix = redundancy_oracle.difficulty_mixture(per_problem(oracle), rounds.TARGET_GAP)
     head = (f"- Picking the structure by difficulty (the number of operations is in the prompt; every combination of "
             "the oracle's structures): ")
     if mix is None:
@@ -205,11 +205,16 @@ def setting(data: dict) -> str:
     return f"{n:g} epoch{'s' if n != 1 else ''} per round"
 
 
+def round_count(rnd: dict) -> int:
+    """How many rounds a rounds run's table has (``round1`` … ``roundN``)."""
+    return sum(k.startswith("round") for k in rnd["stats"]["rows"])
+
+
 def round_lines(rnd: dict) -> list[str]:
     """One line per round of a rounds run: pooled and per-seed figures, the guard's verdicts."""
     base, out = rnd["stats"]["base"], []
     method = method_of(rnd)
-    for n in range(1, 1 + sum(k.startswith("round") for k in rnd["stats"]["rows"])):
+    for n in range(1, 1 + round_count(rnd)):
         r = rnd["stats"]["rows"][f"round{n}"]
         seeds = r["per_seed"]
         verdicts = [g for g in rnd["guards"] if g["run"] == f"round{n}"]
@@ -230,15 +235,15 @@ def refusal_lines(rnd: dict, max_drop: float = 0.01) -> list[str]:
     (recomputed from the per-problem file)."""
     from o1pruner.guard import OVERALL, accuracy_guard
 
-    last = f"round{sum(k.startswith('round') for k in rnd['stats']['rows'])}"
+    last = f"round{round_count(rnd)}"
     refused = [g["seed"] for g in rnd["guards"] if g["run"] == last and not g["0.01"]["passed"]]
     if not refused:
         return []
-    per_problem = json.loads(gzip.decompress((REPO / rnd["per_problem_file"]).read_bytes()))
+    outcomes = per_problem(rnd)
     parts = []
     for seed in refused:
-        g = accuracy_guard(per_problem["base"][str(seed)]["correct"], per_problem["methods"][last][str(seed)]["correct"],
-                           per_problem["difficulty"], max_drop=max_drop)
+        g = accuracy_guard(outcomes["base"][str(seed)]["correct"], outcomes["methods"][last][str(seed)]["correct"],
+                           outcomes["difficulty"], max_drop=max_drop)
         if any(g["buckets"][b]["deltaAccuracy"]["mean"] < -max_drop for b in g["failed"]):
             continue
         parts.append(f"seed {seed} " + ", ".join(
@@ -256,7 +261,7 @@ def contrast_line(a: dict, b: dict) -> str:
     difference in correctness averaged over their seeds, with its paired bootstrap CI."""
     from o1pruner.paired import bootstrap_mean_ci
 
-    pa, pb = (json.loads(gzip.decompress((REPO / d["per_problem_file"]).read_bytes())) for d in (a, b))
+    pa, pb = per_problem(a), per_problem(b)
     if pa["problem_ids"] != pb["problem_ids"] or a["seed"] != b["seed"]:
         raise ValueError("a contrast needs the same held-out problems and seeds")
     parts = []
@@ -268,7 +273,7 @@ def contrast_line(a: dict, b: dict) -> str:
             "(Δacc per problem averaged over the seeds, 95 % paired bootstrap): " + ", ".join(parts) + " points.")
 
 
-def summary_lines(datas: dict[str, dict], variant: Variant | None = None) -> list[str]:
+def summary_lines(datas: dict[str, dict], variant: Variant) -> list[str]:
     """README.md's and docs/testbed.md's findings, every figure from the JSONs."""
     oracle = datas["redundancy_oracle"]
     base, rows = oracle["stats"]["base"], oracle["stats"]["rows"]
@@ -294,7 +299,7 @@ def summary_lines(datas: dict[str, dict], variant: Variant | None = None) -> lis
             out += round_lines(data)
             if data.get("stopped"):
                 out.append(f"- {method_of(data)}: " + rounds.stopped_lines(data)[0])
-    for a, b in variant.contrasts if variant else ():
+    for a, b in variant.contrasts:
         out.append(contrast_line(datas[a], datas[b]))
     for data in datas.values():
         if data["benchmark"] == "rounds" and method_of(data) == "O1-Pruner λ = 2" and data.get("targets"):

@@ -11,7 +11,6 @@ row (so a table can't drift from the formula)."""
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import shlex
@@ -339,7 +338,7 @@ def test_concise_results_render_from_their_jsons_and_are_one_build(tmp_path):
     assert datas["rounds-kimi"]["stats"]["rows"]["round1"] == datas["length_rewards-kimi"]["stats"]["rows"]["kimi-length"]
     assert len(rnd["seed"]) >= 3 and rnd["stats"]["base"]["n"] >= 500  # the rounds issue's scale
     # docs: the best structure-by-difficulty oracle at >= 90 % of the gap has a point estimate below -1 point
-    mix = concise.redundancy_oracle.difficulty_mixture(concise.oracle_per_problem(oracle))
+    mix = concise.redundancy_oracle.difficulty_mixture(concise.per_problem(oracle))
     assert mix["gap_closed"] >= 0.9 and min(mix["delta_accuracy"].values()) < -0.01 and not mix["guard"]["passed"]
     assert "with a point estimate of Δacc below the guard's −1 point on some difficulty" in docs
     base = oracle["stats"]["base"]
@@ -386,7 +385,7 @@ def test_concise_exact_results_render_from_their_jsons_and_are_one_build(tmp_pat
     # The 3000-problem runs retrained the same models (deterministic on one machine): on the 600
     # problems they share, base and every round answer exactly as in the 600-problem runs.
     def outcomes(name: str) -> dict:
-        return json.loads(gzip.decompress((REPO / datas[name]["per_problem_file"]).read_bytes()))
+        return concise.per_problem(datas[name])
 
     small, large = outcomes("rounds"), outcomes("rounds-3000")
     assert large["problem_ids"][:600] == small["problem_ids"] and datas["rounds-3000"]["stats"]["base"]["n"] == 3000
