@@ -196,13 +196,13 @@ class Reconciler:
                 except Blocked as blocked:
                     self._block(draft, blocked)
             await self._write(body, draft)  # the new phase is stored before it is acted on
+            metrics.observe_job(key, draft.phase)
             if not draft.transitions or draft.phase in TERMINAL:
                 break
             fresh = await self.client.get(PRUNINGJOBS, namespace, name)  # spec.suspend may have moved
             if fresh is None or fresh["metadata"].get("deletionTimestamp"):
                 return None
             body, meta = fresh, fresh["metadata"]
-        metrics.observe_job(key, draft.phase)
         return draft.phase
 
     def _block(self, draft: StatusDraft, blocked: Blocked) -> None:

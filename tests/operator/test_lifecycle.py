@@ -146,9 +146,11 @@ async def test_full_lifecycle(cluster, run_operator, wait, make_job):
             assert meta["labels"]["app.kubernetes.io/instance"] == NAME
             assert meta["labels"]["app.kubernetes.io/managed-by"] == "o1pruner-operator"
 
-        # Metrics (names are a contract with the dashboards).
+        # Metrics (names are a contract with the dashboards). The gauge follows the stored phase
+        # once the operator has read back its write, so it is awaited, not read at once.
+        await wait(lambda: 'o1pruner_operator_jobs{phase="Succeeded"} 1.0' in generate_latest(metrics.REGISTRY).decode(),
+                   what="the jobs gauge at Succeeded")
         text = generate_latest(metrics.REGISTRY).decode()
-        assert 'o1pruner_operator_jobs{phase="Succeeded"} 1.0' in text
         assert 'o1pruner_operator_jobs{phase="Training"} 0.0' in text
         for ph in ("Sampling", "Training", "Evaluating"):
             assert f'o1pruner_operator_phase_duration_seconds_count{{phase="{ph}"}}' in text
