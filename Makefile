@@ -30,7 +30,7 @@ local: setup
 test: setup
 	bash scripts/install-prometheus.sh
 	bash scripts/setup-vllm-venv.sh
-	$(PY) -m pytest -m "" -q -rs
+	$(PY) -m pytest -m "" -q -rs --durations=20
 
 # The fast default tier (< 10 minutes): no vLLM, no Prometheus, no real-model runs.
 test-fast: setup
