@@ -146,8 +146,8 @@ async def test_full_lifecycle(cluster, run_operator, wait, make_job):
             assert meta["labels"]["app.kubernetes.io/instance"] == NAME
             assert meta["labels"]["app.kubernetes.io/managed-by"] == "o1pruner-operator"
 
-        # Metrics (names are a contract with the dashboards). The gauge follows the stored phase
-        # once the operator has read back its write, so it is awaited, not read at once.
+        # Metrics (names are a contract with the dashboards). The gauge is set when the operator's
+        # status write returns, which can be after the test sees the stored phase: it is awaited.
         await wait(lambda: 'o1pruner_operator_jobs{phase="Succeeded"} 1.0' in generate_latest(metrics.REGISTRY).decode(),
                    what="the jobs gauge at Succeeded")
         text = generate_latest(metrics.REGISTRY).decode()
